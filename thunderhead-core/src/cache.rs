@@ -1,0 +1,213 @@
+//! A bounded cache of validated pages with CLOCK eviction. A page handed out is an `Arc`;
+//! while a reader holds it the cache will not evict it (it is pinned by its reference
+//! count), and a hit is a hash lookup and a reference-count increment: no allocation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use thunderhead_disk::PageId;
+
+use crate::page::{BranchPage, LeafPage, SegmentPage};
+
+/// A validated page of any kind the tree reads repeatedly.
+#[derive(Clone)]
+pub(crate) enum CachedPage {
+    Leaf(Arc<LeafPage>),
+    Branch(Arc<BranchPage>),
+    Segment(Arc<SegmentPage>),
+}
+
+impl CachedPage {
+    fn is_pinned(&self) -> bool {
+        match self {
+            CachedPage::Leaf(page) => Arc::strong_count(page) > 1,
+            CachedPage::Branch(page) => Arc::strong_count(page) > 1,
+            CachedPage::Segment(page) => Arc::strong_count(page) > 1,
+        }
+    }
+}
+
+struct Slot {
+    page: PageId,
+    checksum: u32,
+    item: CachedPage,
+    bytes: usize,
+    referenced: bool,
+}
+
+#[derive(Default)]
+struct ClockState {
+    index: HashMap<PageId, usize>,
+    slots: Vec<Slot>,
+    hand: usize,
+    bytes: usize,
+    hits: u64,
+    misses: u64,
+}
+
+/// Counters of the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that had to read the store.
+    pub misses: u64,
+    /// Bytes of pages held.
+    pub bytes: usize,
+    /// Pages held.
+    pub pages: usize,
+}
+
+pub(crate) struct PageCache {
+    bytes_max: usize,
+    state: Mutex<ClockState>,
+}
+
+impl PageCache {
+    pub fn new(bytes_max: usize) -> Self {
+        Self {
+            bytes_max,
+            state: Mutex::new(ClockState::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ClockState> {
+        // Every update below leaves the state consistent before it can panic.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The cached page, if it is there and was validated against the same checksum.
+    pub fn get(&self, page: PageId, checksum: u32) -> Option<CachedPage> {
+        let mut state = self.lock();
+        let Some(&slot_index) = state.index.get(&page) else {
+            state.misses += 1;
+            return None;
+        };
+        let slot = &mut state.slots[slot_index];
+        if slot.checksum != checksum {
+            state.misses += 1;
+            return None;
+        }
+        slot.referenced = true;
+        let item = slot.item.clone();
+        state.hits += 1;
+        Some(item)
+    }
+
+    pub fn insert(&self, page: PageId, checksum: u32, item: CachedPage, bytes: usize) {
+        let mut state = self.lock();
+        if let Some(&slot_index) = state.index.get(&page) {
+            let old_bytes = state.slots[slot_index].bytes;
+            state.slots[slot_index] = Slot {
+                page,
+                checksum,
+                item,
+                bytes,
+                referenced: true,
+            };
+            state.bytes = state.bytes - old_bytes + bytes;
+            return;
+        }
+        self.evict_for(&mut state, bytes);
+        let slot_index = state.slots.len();
+        state.index.insert(page, slot_index);
+        state.slots.push(Slot {
+            page,
+            checksum,
+            item,
+            bytes,
+            referenced: false,
+        });
+        state.bytes += bytes;
+    }
+
+    /// Drops a page (its extent was freed or rewritten).
+    pub fn remove(&self, page: PageId) {
+        let mut state = self.lock();
+        if let Some(slot_index) = state.index.remove(&page) {
+            Self::remove_slot(&mut state, slot_index);
+        }
+    }
+
+    /// Removes slot `slot_index`; its page's index entry is already gone.
+    fn remove_slot(state: &mut ClockState, slot_index: usize) {
+        let slot = state.slots.swap_remove(slot_index);
+        state.bytes -= slot.bytes;
+        if let Some(moved) = state.slots.get(slot_index) {
+            state.index.insert(moved.page, slot_index);
+        }
+        if state.hand >= state.slots.len() {
+            state.hand = 0;
+        }
+    }
+
+    /// Evicts unreferenced, unpinned pages until `incoming` more bytes fit. Gives up after
+    /// two sweeps: if everything is pinned the cache runs over budget rather than fail.
+    fn evict_for(&self, state: &mut ClockState, incoming: usize) {
+        let mut steps = 2 * state.slots.len();
+        while state.bytes + incoming > self.bytes_max && !state.slots.is_empty() && steps > 0 {
+            steps -= 1;
+            let hand = state.hand % state.slots.len();
+            let slot = &mut state.slots[hand];
+            if slot.referenced {
+                slot.referenced = false;
+                state.hand = hand + 1;
+            } else if slot.item.is_pinned() {
+                state.hand = hand + 1;
+            } else {
+                let page = slot.page;
+                state.index.remove(&page);
+                Self::remove_slot(state, hand);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let state = self.lock();
+        CacheStats {
+            hits: state.hits,
+            misses: state.misses,
+            bytes: state.bytes,
+            pages: state.slots.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Entry;
+    use crate::page::encode_leaf;
+    use thunderhead_disk::PageBytes;
+
+    fn leaf(id: u64) -> CachedPage {
+        let bytes = PageBytes::new(encode_leaf(&[] as &[Entry], 0, 4096));
+        CachedPage::Leaf(Arc::new(LeafPage::parse(PageId(id), bytes).unwrap()))
+    }
+
+    /// The cache keeps to its budget, never evicts a pinned page, and a checksum mismatch
+    /// is a miss.
+    #[test]
+    fn clock_respects_budget_and_pins() {
+        let cache = PageCache::new(4 * 4096);
+        let pinned = leaf(1);
+        cache.insert(PageId(1), 11, pinned.clone(), 4096);
+        for id in 2..20 {
+            cache.insert(PageId(id), 11, leaf(id), 4096);
+            assert!(cache.stats().bytes <= 4 * 4096);
+        }
+        assert!(
+            cache.get(PageId(1), 11).is_some(),
+            "pinned page was evicted"
+        );
+        assert!(cache.get(PageId(1), 12).is_none());
+        assert!(cache.get(PageId(19), 11).is_some());
+        cache.remove(PageId(19));
+        assert!(cache.get(PageId(19), 11).is_none());
+        let stats = cache.stats();
+        assert_eq!(stats.pages * 4096, stats.bytes);
+        drop(pinned);
+    }
+}

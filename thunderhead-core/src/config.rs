@@ -1,0 +1,79 @@
+//! Tuning knobs of a tree and the limits that follow from the page size.
+
+use crate::error::{Error, Result};
+
+/// Settings of a tree. Limits on keys and values follow from the page size of the store.
+#[derive(Clone, Debug)]
+pub struct TreeConfig {
+    /// Journal bytes a branch may hold before it flushes its heaviest child. Larger
+    /// journals batch more updates per leaf write (less write amplification) at the cost
+    /// of more messages for reads to consult.
+    pub journal_bytes_max: usize,
+    /// Bytes of decoded pages the cache keeps (pages in use are never evicted).
+    pub cache_bytes_max: usize,
+}
+
+/// Journal budget used when none is given: a quarter of a mebibyte per branch.
+pub const JOURNAL_BYTES_MAX_DEFAULT: usize = 256 * 1024;
+/// Cache budget used when none is given.
+pub const CACHE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Segments one journal may have; past it they are merged. Also the room a branch page
+/// reserves for segment slots.
+pub const JOURNAL_SEGMENTS_MAX: usize = 12;
+/// Deepest tree accepted: descent is bounded so a corrupt file cannot loop forever.
+pub const TREE_DEPTH_MAX: usize = 32;
+/// Largest value accepted, in bytes (values are addressed with 32-bit lengths in memory).
+pub const VALUE_BYTES_MAX: usize = (u32::MAX as usize) - 4096;
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        Self {
+            journal_bytes_max: JOURNAL_BYTES_MAX_DEFAULT,
+            cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Limits derived from the page size.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Bytes per page (node size).
+    pub page_size_bytes: usize,
+    /// Longest key accepted: an eighth of a page (2 KiB with the default 16 KiB pages).
+    pub key_bytes_max: usize,
+    /// A value is stored inline when key and value together take at most this many bytes
+    /// (a quarter page less entry framing); larger values go to overflow extents.
+    pub entry_inline_bytes_max: usize,
+    /// Non-root nodes weigh at least this much (a quarter page): lighter ones are merged.
+    pub node_fill_min_bytes: usize,
+    /// Weight a split aims each piece at (three quarters of a page).
+    pub node_split_target_bytes: usize,
+    /// Journal budget per branch.
+    pub journal_bytes_max: usize,
+}
+
+impl Limits {
+    pub fn new(page_size_bytes: usize, config: &TreeConfig) -> Result<Self> {
+        if !(thunderhead_disk::PAGE_SIZE_MIN_BYTES..=thunderhead_disk::PAGE_SIZE_MAX_BYTES)
+            .contains(&page_size_bytes)
+            || !page_size_bytes.is_power_of_two()
+        {
+            return Err(Error::Storage(thunderhead_disk::Error::InvalidPageSize(
+                page_size_bytes,
+            )));
+        }
+        if config.journal_bytes_max == 0 {
+            return Err(Error::InvalidConfig(
+                "journal_bytes_max must be positive".into(),
+            ));
+        }
+        Ok(Self {
+            page_size_bytes,
+            key_bytes_max: page_size_bytes / 8,
+            entry_inline_bytes_max: page_size_bytes / 4 - 64,
+            node_fill_min_bytes: page_size_bytes / 4,
+            node_split_target_bytes: page_size_bytes * 3 / 4,
+            journal_bytes_max: config.journal_bytes_max,
+        })
+    }
+}

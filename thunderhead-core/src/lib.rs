@@ -1,0 +1,29 @@
+//! The core of Thunderhead: a copy-on-write hitchhiker B+-tree.
+//!
+//! Data lives in leaves; every branch carries a journal of pending messages (put,
+//! delete, range delete) that reach the leaves in batches, one heaviest child at a time.
+//! Nodes are stored (immutable pages shared between versions) or transient (private to a
+//! writer); a commit writes the transient ones copy-on-write, so a version is just a root.
+//! Keys are prefix-compressed against their node's fences; large values live off-tree.
+//! All storage goes through `thunderhead_disk::PageStore`.
+
+mod cache;
+mod config;
+mod error;
+mod key;
+mod node;
+mod page;
+mod pager;
+mod tree;
+mod value;
+
+pub use cache::CacheStats;
+pub use config::{
+    CACHE_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_DEFAULT, JOURNAL_SEGMENTS_MAX, Limits,
+    TREE_DEPTH_MAX, TreeConfig, VALUE_BYTES_MAX,
+};
+pub use error::{Error, Result};
+pub use page::OverflowRef;
+pub use pager::Pager;
+pub use tree::{CheckReport, Range, Snapshot, Tree, Version};
+pub use value::{ValueBytes, ValueStore};

@@ -1,0 +1,166 @@
+//! The pager stands between the tree and a page store: it reads pages through the
+//! store's futures, verifies checksums (against the page itself and against what the
+//! parent recorded), validates structure, caches the validated views, and writes new
+//! extents. It is also the tree's value store for off-tree values.
+
+use std::sync::Arc;
+
+use thunderhead_disk::{PageBytes, PageId, PageSlice, PageStore, resolve};
+
+use crate::cache::{CacheStats, CachedPage, PageCache};
+use crate::config::{Limits, TreeConfig};
+use crate::error::{Error, Result};
+use crate::node::StoredRef;
+use crate::page::{
+    BranchPage, LeafPage, OverflowRef, SegmentPage, SegmentSlot, encode_overflow,
+    overflow_page_count, validate_overflow, verify_checksum,
+};
+use crate::value::ValueStore;
+
+/// A stored node, validated.
+#[derive(Clone)]
+pub(crate) enum LoadedNode {
+    Leaf(Arc<LeafPage>),
+    Branch(Arc<BranchPage>),
+}
+
+/// Reads, validates, caches and writes the pages of trees kept in one store.
+pub struct Pager<S> {
+    store: S,
+    cache: PageCache,
+    limits: Limits,
+}
+
+impl<S: PageStore> Pager<S> {
+    /// A pager over `store` with `config`'s cache budget and tree limits.
+    pub fn new(store: S, config: &TreeConfig) -> Result<Self> {
+        let limits = Limits::new(store.page_size(), config)?;
+        Ok(Self {
+            store,
+            cache: PageCache::new(config.cache_bytes_max),
+            limits,
+        })
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Limits that follow from the page size and configuration.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    fn read_verified(&self, page: PageId, page_count: u32, expected: u32) -> Result<PageBytes> {
+        let bytes = resolve(self.store.read(page, page_count))?;
+        let actual = verify_checksum(page, &bytes)?;
+        if actual != expected {
+            // The page is whole but is not the one the parent wrote: stale or misdirected.
+            return Err(thunderhead_disk::Error::ChecksumMismatch {
+                page,
+                expected,
+                actual,
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    /// Loads the node a parent (or a version) points to.
+    pub(crate) fn load_node(&self, node: StoredRef) -> Result<LoadedNode> {
+        match self.cache.get(node.page, node.checksum) {
+            Some(CachedPage::Leaf(leaf)) => return Ok(LoadedNode::Leaf(leaf)),
+            Some(CachedPage::Branch(branch)) => return Ok(LoadedNode::Branch(branch)),
+            Some(CachedPage::Segment(_)) => {
+                return Err(Error::corrupted(
+                    node.page,
+                    "a journal segment where a node was expected",
+                ));
+            }
+            None => {}
+        }
+        let bytes = self.read_verified(node.page, 1, node.checksum)?;
+        let size = bytes.len();
+        let loaded = match bytes.first() {
+            Some(1) => LoadedNode::Leaf(Arc::new(LeafPage::parse(node.page, bytes)?)),
+            Some(2) => LoadedNode::Branch(Arc::new(BranchPage::parse(node.page, bytes)?)),
+            other => {
+                return Err(Error::corrupted(
+                    node.page,
+                    format!("expected a node page, found kind {other:?}"),
+                ));
+            }
+        };
+        let cached = match &loaded {
+            LoadedNode::Leaf(leaf) => CachedPage::Leaf(leaf.clone()),
+            LoadedNode::Branch(branch) => CachedPage::Branch(branch.clone()),
+        };
+        self.cache.insert(node.page, node.checksum, cached, size);
+        Ok(loaded)
+    }
+
+    /// Loads a journal segment a branch points to.
+    pub(crate) fn load_segment(&self, slot: &SegmentSlot) -> Result<Arc<SegmentPage>> {
+        let page = PageId(slot.page.get());
+        let checksum = slot.checksum.get();
+        match self.cache.get(page, checksum) {
+            Some(CachedPage::Segment(segment)) => return Ok(segment),
+            Some(_) => {
+                return Err(Error::corrupted(
+                    page,
+                    "a node where a journal segment was expected",
+                ));
+            }
+            None => {}
+        }
+        let bytes = self.read_verified(page, slot.page_count.get(), checksum)?;
+        let size = bytes.len();
+        let segment = Arc::new(SegmentPage::parse(page, bytes)?);
+        if segment.seq_max() != slot.seq_max.get() {
+            return Err(Error::corrupted(
+                page,
+                "segment sequence range differs from its slot",
+            ));
+        }
+        self.cache
+            .insert(page, checksum, CachedPage::Segment(segment.clone()), size);
+        Ok(segment)
+    }
+
+    /// Allocates an extent for `bytes` (a whole number of pages) and writes it.
+    pub(crate) fn write_extent(&self, bytes: Vec<u8>) -> Result<PageId> {
+        let page_count = (bytes.len() / self.limits.page_size_bytes) as u32;
+        let start = self.store.allocate(page_count)?;
+        // A page number may be reused after a free: forget any view of the old contents.
+        self.cache.remove(start);
+        resolve(self.store.write(start, PageBytes::new(bytes)))?;
+        Ok(start)
+    }
+}
+
+impl<S: PageStore> ValueStore for Pager<S> {
+    fn put_value(&self, value: &[u8]) -> thunderhead_disk::Result<OverflowRef> {
+        let (bytes, checksum) = encode_overflow(value, self.limits.page_size_bytes);
+        let page = self.write_extent(bytes).map_err(|error| match error {
+            Error::Storage(storage) => storage,
+            other => thunderhead_disk::Error::Io(std::io::Error::other(other.to_string())),
+        })?;
+        Ok(OverflowRef::new(page, value.len() as u64, checksum))
+    }
+
+    fn get_value(&self, reference: &OverflowRef) -> thunderhead_disk::Result<PageSlice> {
+        let page_count =
+            overflow_page_count(reference.value_len.get(), self.limits.page_size_bytes);
+        let page_count = u32::try_from(page_count).map_err(|_| {
+            thunderhead_disk::Error::corrupted(reference.page(), "overflow value too long")
+        })?;
+        let bytes = resolve(self.store.read(reference.page(), page_count))?;
+        validate_overflow(reference, &bytes)
+    }
+}

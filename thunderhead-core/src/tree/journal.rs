@@ -1,0 +1,224 @@
+//! Journal bookkeeping of a transient branch: handing a child its messages, folding
+//! stored segments back into the buffer, exact per-child byte tallies, and writing the
+//! buffer out as a new segment at commit.
+
+use thunderhead_disk::PageStore;
+
+use crate::config::JOURNAL_SEGMENTS_MAX;
+use crate::error::Result;
+use crate::node::{Branch, Buffer, PointMessage, RangeMessage};
+use crate::page::{SegmentSlot, encode_segment, point_message_bytes, range_message_bytes};
+use crate::pager::Pager;
+use crate::tree::view::segment_collect;
+
+/// Removes every message bound for child `index` and returns them as one batch. The
+/// child's watermark moves to the branch's newest sequence number, which kills its
+/// messages in the stored segments without rewriting them.
+pub(crate) fn take_for_child<S: PageStore>(
+    pager: &Pager<S>,
+    branch: &mut Branch,
+    index: usize,
+) -> Result<Buffer> {
+    let (low, high) = branch.child_bounds(index);
+    let (low, high) = (low.map(<[u8]>::to_vec), high.map(<[u8]>::to_vec));
+    let watermark = branch.children[index].watermark;
+    let mut batch = Buffer::default();
+    for slot in &branch.segments {
+        if slot.seq_max.get() > watermark {
+            let segment = pager.load_segment(slot)?;
+            segment_collect(
+                &segment,
+                watermark,
+                low.as_deref(),
+                high.as_deref(),
+                &mut batch,
+            );
+        }
+    }
+    // Ranges straddling the child are cut, which changes what they weigh for the others:
+    // take all range bytes out of the tallies and put back those of what remains.
+    adjust_range_tallies(branch, false);
+    let from_buffer = branch.buffer.split_out(low.as_deref(), high.as_deref());
+    adjust_range_tallies(branch, true);
+    batch.absorb(from_buffer);
+    let child = &mut branch.children[index];
+    child.watermark = branch.seq_high;
+    child.pending_bytes = 0;
+    Ok(batch)
+}
+
+fn adjust_range_tallies(branch: &mut Branch, add: bool) {
+    for position in 0..branch.buffer.ranges.len() {
+        let range = &branch.buffer.ranges[position].range;
+        let bytes = range_message_bytes(range) as u64;
+        for index in branch.overlapping(range) {
+            let tally = &mut branch.children[index].pending_bytes;
+            *tally = if add {
+                *tally + bytes
+            } else {
+                tally.saturating_sub(bytes)
+            };
+        }
+    }
+}
+
+/// Moves the live messages of the newest `count` segments into the buffer and drops the
+/// segments. Used before a branch's fences change (split, merge) and to merge segments.
+pub(crate) fn materialize<S: PageStore>(
+    pager: &Pager<S>,
+    branch: &mut Branch,
+    count: usize,
+) -> Result<()> {
+    let slots: Vec<SegmentSlot> = branch
+        .segments
+        .drain(..count.min(branch.segments.len()))
+        .collect();
+    for slot in &slots {
+        let segment = pager.load_segment(slot)?;
+        for index in 0..segment.point_count() {
+            let key = segment.point_key(index);
+            let child = branch.route(&key);
+            if segment.point_seq(index) > branch.children[child].watermark {
+                branch
+                    .buffer
+                    .insert_point(key, segment.point_message(index));
+            }
+        }
+        for index in 0..segment.range_count() {
+            for piece in live_range_pieces(branch, &segment.range_message(index)) {
+                branch.buffer.insert_range(piece);
+            }
+        }
+    }
+    recount_pending(pager, branch)
+}
+
+/// The parts of a stored range message still live: those over children whose watermark
+/// is below it, joined where adjacent.
+fn live_range_pieces(branch: &Branch, message: &RangeMessage) -> Vec<RangeMessage> {
+    let mut pieces: Vec<RangeMessage> = Vec::new();
+    let mut joinable = false;
+    for index in branch.overlapping(&message.range) {
+        if message.seq <= branch.children[index].watermark {
+            joinable = false;
+            continue;
+        }
+        let (low, high) = branch.child_bounds(index);
+        let Some(piece) = message.range.clip(low, high) else {
+            continue;
+        };
+        match pieces.last_mut() {
+            Some(last) if joinable => last.range.end = piece.end,
+            _ => pieces.push(RangeMessage {
+                seq: message.seq,
+                range: piece,
+            }),
+        }
+        joinable = true;
+    }
+    pieces
+}
+
+/// Recomputes every child's pending bytes from the buffer and the live messages of the
+/// stored segments.
+pub(crate) fn recount_pending<S: PageStore>(pager: &Pager<S>, branch: &mut Branch) -> Result<()> {
+    for child in &mut branch.children {
+        child.pending_bytes = 0;
+    }
+    let tallies = segment_tallies(pager, branch)?;
+    for (child, tally) in branch.children.iter_mut().zip(tallies) {
+        child.pending_bytes = tally;
+    }
+    branch.count_buffer();
+    Ok(())
+}
+
+/// Per-child bytes of live messages in the stored segments.
+pub(crate) fn segment_tallies<S: PageStore>(pager: &Pager<S>, branch: &Branch) -> Result<Vec<u64>> {
+    let mut tallies = vec![0u64; branch.children.len()];
+    for slot in &branch.segments {
+        let segment = pager.load_segment(slot)?;
+        for index in 0..segment.point_count() {
+            let key = segment.point_key(index);
+            let child = branch.route(&key);
+            if segment.point_seq(index) > branch.children[child].watermark {
+                tallies[child] += point_message_bytes(&key, &segment.point_message(index)) as u64;
+            }
+        }
+        for index in 0..segment.range_count() {
+            let message = segment.range_message(index);
+            let bytes = range_message_bytes(&message.range) as u64;
+            for child in branch.overlapping(&message.range) {
+                if message.seq > branch.children[child].watermark {
+                    tallies[child] += bytes;
+                }
+            }
+        }
+    }
+    Ok(tallies)
+}
+
+/// Writes the buffer out as the journal's newest segment, first dropping dead segments
+/// and merging small or surplus ones so that a journal keeps few segments and little
+/// dead weight.
+pub(crate) fn persist_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branch) -> Result<()> {
+    let watermark_min = branch
+        .children
+        .iter()
+        .map(|child| child.watermark)
+        .min()
+        .unwrap_or(0);
+    branch
+        .segments
+        .retain(|slot| slot.seq_max.get() > watermark_min);
+    let limits = pager.limits();
+    let stored_bytes: usize = branch
+        .segments
+        .iter()
+        .map(|slot| slot.used_bytes.get() as usize)
+        .sum();
+    if branch.segments.len() >= JOURNAL_SEGMENTS_MAX
+        || stored_bytes > 2 * limits.journal_bytes_max + limits.page_size_bytes
+    {
+        materialize(pager, branch, usize::MAX)?;
+    } else if !branch.buffer.is_empty() {
+        // Merge newer segments that are small beside what is being written: sizes then
+        // grow geometrically down the chain, like a binary counter.
+        let mut merged_bytes = branch.buffer.bytes();
+        let mut count = 0;
+        while let Some(slot) = branch.segments.get(count) {
+            let used = slot.used_bytes.get() as usize;
+            if used > (2 * merged_bytes).max(limits.page_size_bytes) {
+                break;
+            }
+            merged_bytes += used;
+            count += 1;
+        }
+        if count > 0 {
+            materialize(pager, branch, count)?;
+        }
+    }
+    if branch.buffer.is_empty() {
+        return Ok(());
+    }
+    let buffer = std::mem::take(&mut branch.buffer);
+    let points = buffer
+        .points
+        .iter()
+        .map(|(key, message): (&Vec<u8>, &PointMessage)| (key.as_slice(), message));
+    let (bytes, checksum, used) = encode_segment(points, &buffer.ranges, limits.page_size_bytes);
+    let page_count = (bytes.len() / limits.page_size_bytes) as u32;
+    let page = pager.write_extent(bytes)?;
+    branch.segments.insert(
+        0,
+        SegmentSlot {
+            page: page.0.into(),
+            page_count: page_count.into(),
+            checksum: checksum.into(),
+            used_bytes: (used as u32).into(),
+            reserved: 0.into(),
+            seq_max: buffer.seq_max().into(),
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! The tree: a writer ([`Tree`]) that changes a private, transient copy of a version
+//! and commits it as a new version, and a reader ([`Snapshot`]) of any committed version.
+
+mod check;
+mod cow;
+mod flush;
+mod iter;
+mod journal;
+mod persist;
+mod read;
+mod view;
+
+use std::ops::RangeBounds;
+use std::sync::Arc;
+
+use thunderhead_disk::{PageId, PageSlice, PageStore};
+
+pub use check::CheckReport;
+pub use iter::Range;
+
+use crate::config::VALUE_BYTES_MAX;
+use crate::error::{Error, Result};
+use crate::key::KeyRange;
+use crate::node::{
+    Branch, Child, Fences, Leaf, Node, NodeRef, PointMessage, PointOp, RangeMessage, StoredRef,
+};
+use crate::pager::Pager;
+use crate::value::{ValueBytes, ValueStore, ValueStored};
+
+use cow::{make_transient, transient_mut};
+use flush::{drain, overflows, split_node};
+use journal::take_for_child;
+
+/// A committed version of a tree: its root page and the last sequence number used.
+/// Holding a version (and not freeing its pages) keeps it readable; versions are
+/// immutable, so reading one always gives the same answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Version {
+    /// The root node's page.
+    pub root: PageId,
+    /// The root page's checksum, verified when the root is read.
+    pub root_checksum: u32,
+    /// Sequence number of the last message in this version.
+    pub seq: u64,
+}
+
+/// A writer's working copy of a tree. Changes go into the root's journal and reach the
+/// leaves in batches; [`Tree::commit`] writes the changed nodes and returns the new
+/// [`Version`]. Reads through the writer see its own uncommitted writes.
+///
+/// ```
+/// use std::sync::Arc;
+/// use thunderhead_core::{Pager, Snapshot, Tree, TreeConfig};
+/// use thunderhead_disk::MemStore;
+///
+/// let pager = Arc::new(Pager::new(MemStore::new(4096)?, &TreeConfig::default())?);
+/// let mut tree = Tree::new(pager.clone());
+/// tree.put(b"apple", b"red")?;
+/// let first = tree.commit()?;
+/// tree.put(b"apple", b"green")?;
+/// tree.commit()?;
+/// let old = Snapshot::new(pager, first);
+/// assert_eq!(old.get(b"apple")?.as_deref(), Some(&b"red"[..]));
+/// # Ok::<(), thunderhead_core::Error>(())
+/// ```
+pub struct Tree<S: PageStore> {
+    pager: Arc<Pager<S>>,
+    root: NodeRef,
+    seq: u64,
+    /// Set when an operation failed part-way: the transient nodes may then be
+    /// inconsistent, so the writer refuses further work (committed versions are intact).
+    poisoned: bool,
+}
+
+impl<S: PageStore> Tree<S> {
+    /// An empty tree.
+    pub fn new(pager: Arc<Pager<S>>) -> Self {
+        Self {
+            pager,
+            root: NodeRef::Transient(Box::new(Node::Leaf(Leaf::default()))),
+            seq: 0,
+            poisoned: false,
+        }
+    }
+
+    /// A writer continuing from `version`.
+    pub fn open(pager: Arc<Pager<S>>, version: Version) -> Self {
+        let root = NodeRef::Stored(StoredRef {
+            page: version.root,
+            checksum: version.root_checksum,
+            birth: 0,
+        });
+        Self {
+            pager,
+            root,
+            seq: version.seq,
+            poisoned: false,
+        }
+    }
+
+    /// The pager this tree reads and writes through.
+    pub fn pager(&self) -> &Arc<Pager<S>> {
+        &self.pager
+    }
+
+    /// Sequence number of the last change.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Whether there are changes not yet committed.
+    pub fn is_dirty(&self) -> bool {
+        matches!(self.root, NodeRef::Transient(_))
+    }
+
+    /// The value of `key`, seeing this writer's uncommitted changes.
+    pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
+        read::get(&self.pager, &self.root, key)
+    }
+
+    /// The entries with keys in `range`, in key order (`.rev()` for reverse order).
+    pub fn range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(&self, range: R) -> Range<'_, S> {
+        Range::new(&self.pager, &self.root, key_range(&range))
+    }
+
+    /// All entries in key order.
+    pub fn iter(&self) -> Range<'_, S> {
+        Range::new(
+            &self.pager,
+            &self.root,
+            KeyRange {
+                start: Vec::new(),
+                end: None,
+            },
+        )
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        if value.len() > VALUE_BYTES_MAX {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: VALUE_BYTES_MAX,
+            });
+        }
+        let stored = if key.len() + value.len() > self.pager.limits().entry_inline_bytes_max {
+            ValueStored::Overflow(self.pager.put_value(value)?)
+        } else {
+            ValueStored::Inline(PageSlice::copy_from_slice(value))
+        };
+        self.write_point(key, PointOp::Put(stored))
+    }
+
+    /// Removes `key` (nothing happens if it is absent).
+    pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        self.write_point(key, PointOp::Delete)
+    }
+
+    /// Removes every key in `range` with one message, whatever the number of keys.
+    pub fn delete_range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(
+        &mut self,
+        range: R,
+    ) -> Result<()> {
+        let range = key_range(&range);
+        for bound in std::iter::once(&range.start).chain(range.end.as_ref()) {
+            // A bound may be one byte past a maximal key (the successor of an inclusive end).
+            if bound.len() > self.pager.limits().key_bytes_max + 1 {
+                return Err(Error::KeyTooLarge {
+                    len: bound.len(),
+                    max: self.pager.limits().key_bytes_max,
+                });
+            }
+        }
+        if range.is_empty() {
+            return Ok(());
+        }
+        self.guarded(|tree| {
+            tree.seq += 1;
+            let message = RangeMessage {
+                seq: tree.seq,
+                range,
+            };
+            let pager = tree.pager.clone();
+            match make_transient(&pager, &mut tree.root, &Fences::default(), None)? {
+                Node::Leaf(leaf) => {
+                    let mut batch = crate::node::Buffer::default();
+                    batch.insert_range(message);
+                    leaf.apply(batch);
+                }
+                Node::Branch(branch) => {
+                    branch.add_range(message);
+                    drain(&pager, branch, &Fences::default())?;
+                }
+            }
+            tree.fix_root()
+        })
+    }
+
+    /// Writes every transient node and returns the new version. The writer continues
+    /// from it; unchanged subtrees are shared with earlier versions, not copied.
+    pub fn commit(&mut self) -> Result<Version> {
+        self.guarded(|tree| {
+            let pager = tree.pager.clone();
+            let stored = persist::persist(&pager, &mut tree.root, &Fences::default(), tree.seq)?;
+            Ok(Version {
+                root: stored.page,
+                root_checksum: stored.checksum,
+                seq: tree.seq,
+            })
+        })
+    }
+
+    /// Verifies every structural invariant of the tree, uncommitted nodes included.
+    pub fn check(&self) -> Result<CheckReport> {
+        check::check_tree(&self.pager, &self.root, self.seq)
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        let max = self.pager.limits().key_bytes_max;
+        if key.len() > max {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    fn guarded<T>(&mut self, operation: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.poisoned {
+            return Err(Error::WriterPoisoned);
+        }
+        let result = operation(self);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn write_point(&mut self, key: &[u8], op: PointOp) -> Result<()> {
+        self.guarded(|tree| {
+            tree.seq += 1;
+            let message = PointMessage { seq: tree.seq, op };
+            let pager = tree.pager.clone();
+            match make_transient(&pager, &mut tree.root, &Fences::default(), None)? {
+                Node::Leaf(leaf) => {
+                    let mut batch = crate::node::Buffer::default();
+                    batch.points.insert(key.to_vec(), message);
+                    leaf.apply(batch);
+                }
+                Node::Branch(branch) => {
+                    branch.add_point(key.to_vec(), message);
+                    drain(&pager, branch, &Fences::default())?;
+                }
+            }
+            tree.fix_root()
+        })
+    }
+
+    /// Restores the root's invariants: an overflowing root splits under a new root; a
+    /// branch root left with one child hands it its journal and steps aside.
+    fn fix_root(&mut self) -> Result<()> {
+        let pager = self.pager.clone();
+        let limits = *pager.limits();
+        let unbounded = Fences::default();
+        loop {
+            let root = transient_mut(&mut self.root);
+            if overflows(&limits, root, &unbounded) {
+                let level = root.level() + 1;
+                let old = std::mem::replace(root, Node::Leaf(Leaf::default()));
+                let (pieces, pivots) = split_node(&pager, &limits, old)?;
+                let watermark = self.seq;
+                let children = pieces
+                    .into_iter()
+                    .map(|piece| Child {
+                        node: NodeRef::Transient(Box::new(piece)),
+                        watermark,
+                        pending_bytes: 0,
+                    })
+                    .collect();
+                *root = Node::Branch(Branch {
+                    level,
+                    pivots,
+                    children,
+                    buffer: Default::default(),
+                    segments: Vec::new(),
+                    seq_high: self.seq,
+                });
+                continue;
+            }
+            let Node::Branch(branch) = root else {
+                return Ok(());
+            };
+            if branch.children.len() > 1 {
+                return Ok(());
+            }
+            let batch = take_for_child(&pager, branch, 0)?;
+            let mut child = std::mem::replace(
+                &mut branch.children[0].node,
+                NodeRef::Transient(Box::default()),
+            );
+            let child_node =
+                make_transient(&pager, &mut child, &unbounded, Some(branch.level - 1))?;
+            match child_node {
+                Node::Leaf(leaf) => leaf.apply(batch),
+                Node::Branch(child_branch) => {
+                    child_branch.absorb(batch);
+                    drain(&pager, child_branch, &unbounded)?;
+                }
+            }
+            self.root = child;
+        }
+    }
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node::Leaf(Leaf::default())
+    }
+}
+
+/// A reader of one committed version.
+pub struct Snapshot<S: PageStore> {
+    pager: Arc<Pager<S>>,
+    root: NodeRef,
+    version: Version,
+}
+
+impl<S: PageStore> Snapshot<S> {
+    /// Opens `version` for reading.
+    pub fn new(pager: Arc<Pager<S>>, version: Version) -> Self {
+        let root = NodeRef::Stored(StoredRef {
+            page: version.root,
+            checksum: version.root_checksum,
+            birth: 0,
+        });
+        Self {
+            pager,
+            root,
+            version,
+        }
+    }
+
+    /// The version read.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The value of `key` in this version.
+    pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
+        read::get(&self.pager, &self.root, key)
+    }
+
+    /// The entries with keys in `range`, in key order (`.rev()` for reverse order).
+    pub fn range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(&self, range: R) -> Range<'_, S> {
+        Range::new(&self.pager, &self.root, key_range(&range))
+    }
+
+    /// All entries in key order.
+    pub fn iter(&self) -> Range<'_, S> {
+        Range::new(
+            &self.pager,
+            &self.root,
+            KeyRange {
+                start: Vec::new(),
+                end: None,
+            },
+        )
+    }
+
+    /// Verifies every structural invariant of this version and every checksum in it.
+    pub fn check(&self) -> Result<CheckReport> {
+        check::check_tree(&self.pager, &self.root, self.version.seq)
+    }
+}
+
+fn key_range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(range: &R) -> KeyRange {
+    fn as_bytes<K: AsRef<[u8]> + ?Sized>(bound: std::ops::Bound<&K>) -> std::ops::Bound<&[u8]> {
+        bound.map(|key| key.as_ref())
+    }
+    KeyRange::from_bounds(as_bytes(range.start_bound()), as_bytes(range.end_bound()))
+}

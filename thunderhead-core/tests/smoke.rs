@@ -1,0 +1,98 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use thunderhead_core::{Pager, Snapshot, Tree, TreeConfig};
+use thunderhead_disk::{MemStore, PageStore};
+
+#[test]
+fn smoke_many_inserts_and_reads() {
+    let config = TreeConfig {
+        journal_bytes_max: 4096,
+        ..TreeConfig::default()
+    };
+    let pager = Arc::new(Pager::new(MemStore::new(4096).unwrap(), &config).unwrap());
+    let mut tree = Tree::new(pager.clone());
+    let mut model = BTreeMap::new();
+    let mut state = 12345u64;
+    let mut versions = Vec::new();
+    for round in 0..20 {
+        for _ in 0..500 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = format!("key{:06}", (state >> 33) % 5000).into_bytes();
+            if (state >> 20) % 7 == 0 {
+                tree.delete(&key).unwrap();
+                model.remove(&key);
+            } else {
+                let value = format!("value{round}-{}", state % 1000).into_bytes();
+                tree.put(&key, &value).unwrap();
+                model.insert(key, value);
+            }
+        }
+        tree.check().unwrap();
+        let version = tree.commit().unwrap();
+        tree.check().unwrap();
+        versions.push((version, model.clone()));
+    }
+    for (version, expected) in &versions {
+        let snapshot = Snapshot::new(pager.clone(), *version);
+        snapshot.check().unwrap();
+        let got: Vec<(Vec<u8>, Vec<u8>)> = snapshot
+            .iter()
+            .map(|item| item.map(|(k, v)| (k, v.to_vec())).unwrap())
+            .collect();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = expected
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got, want);
+        for (key, value) in expected.iter().take(100) {
+            assert_eq!(
+                snapshot.get(key).unwrap().as_deref(),
+                Some(value.as_slice())
+            );
+        }
+    }
+}
+
+#[test]
+fn smoke_report() {
+    let config = TreeConfig {
+        journal_bytes_max: 4096,
+        ..TreeConfig::default()
+    };
+    let pager = Arc::new(Pager::new(MemStore::new(4096).unwrap(), &config).unwrap());
+    let mut tree = Tree::new(pager.clone());
+    for i in 0..20000u32 {
+        let key = format!("k{:08}", i.wrapping_mul(2654435761) % 100000);
+        tree.put(key.as_bytes(), b"some value bytes").unwrap();
+        if i % 1000 == 999 {
+            tree.commit().unwrap();
+        }
+    }
+    tree.delete_range(b"k0002".as_slice()..b"k0005".as_slice())
+        .unwrap();
+    let v = tree.commit().unwrap();
+    let report = Snapshot::new(pager.clone(), v).check().unwrap();
+    eprintln!("{:?}", CheckSummary(&report));
+    eprintln!("{:?}", pager.store().stats());
+}
+struct CheckSummary<'a>(&'a thunderhead_core::CheckReport);
+impl std::fmt::Debug for CheckSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
+        write!(
+            f,
+            "height {} leaves {} branches {} entries {} pending {} segments {} extents {}",
+            r.height,
+            r.leaf_count,
+            r.branch_count,
+            r.leaf_entry_count,
+            r.journal_pending_bytes,
+            r.segment_count,
+            r.extents.len()
+        )
+    }
+}

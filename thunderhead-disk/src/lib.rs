@@ -1,0 +1,24 @@
+//! The disk layer of Thunderhead: what a page is, how it is checksummed, and the
+//! futures-based [`PageStore`] trait that every store (memory, file, fault-injecting)
+//! implements. The tree in `thunderhead-core` only ever talks to storage through it.
+
+mod checksum;
+mod error;
+mod le;
+mod page_bytes;
+mod page_id;
+mod store;
+
+pub use checksum::{CHECKSUM_OFFSET, page_checksum, seal_checksum};
+pub use error::{Error, Result};
+pub use le::{Le16, Le32, Le64};
+pub use page_bytes::{PageBytes, PageSlice};
+pub use page_id::PageId;
+pub use store::{MemStore, PageStore, StoreStats, resolve};
+
+/// Smallest page size a store accepts. Below it a node cannot hold the largest key twice.
+pub const PAGE_SIZE_MIN_BYTES: usize = 4096;
+/// Largest page size a store accepts: in-page offsets are 16-bit.
+pub const PAGE_SIZE_MAX_BYTES: usize = 65536;
+/// Page size used when none is configured.
+pub const PAGE_SIZE_DEFAULT_BYTES: usize = 16384;

@@ -1,0 +1,71 @@
+//! The page-store abstraction. Reads and writes return futures so that a store may be
+//! backed by anything (a file, memory, a network block device); stores that answer at
+//! once return ready futures, which [`resolve`] completes without parking a thread.
+
+mod mem;
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::{PageBytes, PageId, Result};
+
+pub use mem::MemStore;
+
+/// Counters a store keeps about its traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Extents read.
+    pub reads: u64,
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Extents written.
+    pub writes: u64,
+    /// Bytes written.
+    pub written_bytes: u64,
+    /// Syncs performed.
+    pub syncs: u64,
+}
+
+/// A store of fixed-size pages, addressed by [`PageId`], read and written in extents
+/// (runs of consecutive pages). Pages are written once per allocation: the tree above is
+/// copy-on-write and never rewrites a page in place.
+pub trait PageStore: Send + Sync {
+    /// Size of one page in bytes (a power of two).
+    fn page_size(&self) -> usize;
+
+    /// Reserves `page_count` consecutive pages that no live extent uses.
+    fn allocate(&self, page_count: u32) -> Result<PageId>;
+
+    /// Returns an extent to the store for reuse. The caller guarantees nothing reachable
+    /// still refers to it.
+    fn free(&self, start: PageId, page_count: u32);
+
+    /// Reads `page_count` pages starting at `start`. The bytes are not validated: callers
+    /// check the checksum and structure before trusting them.
+    fn read(
+        &self,
+        start: PageId,
+        page_count: u32,
+    ) -> impl Future<Output = Result<PageBytes>> + Send;
+
+    /// Writes `bytes` (a whole number of pages) at `start`.
+    fn write(&self, start: PageId, bytes: PageBytes) -> impl Future<Output = Result<()>> + Send;
+
+    /// Makes every completed write durable.
+    fn sync(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Traffic counters since the store was created.
+    fn stats(&self) -> StoreStats;
+}
+
+/// Runs a store future to completion on the calling thread. A future that is ready on
+/// first poll (a memory store, a cache hit) completes without allocating or parking.
+pub fn resolve<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        Poll::Ready(output) => output,
+        Poll::Pending => futures::executor::block_on(future),
+    }
+}
