@@ -14,6 +14,8 @@ mod key;
 mod node;
 mod page;
 mod pager;
+#[doc(hidden)]
+pub mod testing;
 mod tree;
 mod value;
 

@@ -23,3 +23,6 @@ pub(crate) use segment::{SegmentPage, encode_segment, point_message_bytes, range
 /// Value tag bytes.
 pub(crate) const VALUE_INLINE: u8 = 0;
 pub(crate) const VALUE_OVERFLOW: u8 = 1;
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,8 @@ mod iter;
 mod journal;
 mod persist;
 mod read;
+#[cfg(test)]
+mod tests;
 mod view;
 
 use std::ops::RangeBounds;

@@ -1,0 +1,180 @@
+//! Unit tests of flush selection, splitting and merging at page boundaries.
+
+use std::sync::Arc;
+
+use thunderhead_disk::MemStore;
+
+use super::*;
+use crate::node::{Entry, entry_weight};
+use crate::page::leaf_layout_bytes;
+use crate::tree::flush::cut_points;
+
+fn tree(page_size: usize, journal_bytes_max: usize) -> Tree<MemStore> {
+    let config = TreeConfig { journal_bytes_max, ..TreeConfig::default() };
+    Tree::new(Arc::new(Pager::new(MemStore::new(page_size).unwrap(), &config).unwrap()))
+}
+
+use crate::config::TreeConfig;
+
+fn root_branch(tree: &Tree<MemStore>) -> &Branch {
+    match &tree.root {
+        NodeRef::Transient(node) => match node.as_ref() {
+            Node::Branch(branch) => branch,
+            Node::Leaf(_) => panic!("root is a leaf"),
+        },
+        NodeRef::Stored(_) => panic!("root is stored"),
+    }
+}
+
+fn key(index: u32) -> Vec<u8> {
+    format!("key-{index:06}").into_bytes()
+}
+
+/// When the root journal passes its budget, exactly one child is flushed, and it is the
+/// one with the most pending bytes; the others keep their messages.
+#[test]
+fn flush_takes_the_heaviest_child_only() {
+    let mut tree = tree(4096, 3000);
+    for index in 0..2000 {
+        tree.put(&key(index), b"initial").unwrap();
+    }
+    tree.commit().unwrap();
+    // Make the root transient with a fresh journal, then load it unevenly.
+    tree.put(&key(10), b"x").unwrap();
+    let children = root_branch(&tree).children.len();
+    assert!(children >= 3, "need a few children, got {children}");
+    let heavy = children - 1;
+    let mut flushed_seen = false;
+    for round in 0..400u32 {
+        let before: Vec<u64> = root_branch(&tree).children.iter().map(|child| child.pending_bytes).collect();
+        // Mostly the last child, sometimes the first.
+        let target = if round % 4 == 0 { 5 + round % 50 } else { 1999 - round % 50 };
+        tree.put(&key(target), &round.to_le_bytes()).unwrap();
+        let branch = root_branch(&tree);
+        let after: Vec<u64> = branch.children.iter().map(|child| child.pending_bytes).collect();
+        if before.len() == after.len() && after.iter().sum::<u64>() < before.iter().sum::<u64>() {
+            let emptied: Vec<usize> = (0..after.len()).filter(|&index| after[index] == 0 && before[index] > 0).collect();
+            let heaviest = (0..before.len()).max_by_key(|&index| (before[index], std::cmp::Reverse(index))).unwrap();
+            assert_eq!(emptied, vec![heaviest], "flush must empty the heaviest child alone: {before:?} -> {after:?}");
+            assert_eq!(heaviest, heavy);
+            flushed_seen = true;
+        }
+        assert!(branch.pending_total() <= 3000);
+    }
+    assert!(flushed_seen, "no flush happened");
+    tree.check().unwrap();
+}
+
+/// A leaf that fills its page exactly stays one leaf; one more byte splits it into
+/// pieces that each fit and meet the fill minimum.
+#[test]
+fn leaf_splits_exactly_past_the_page() {
+    let mut tree = tree(4096, 1 << 20);
+    let mut entries = Vec::new();
+    let mut index = 0;
+    loop {
+        let candidate = Entry { key: key(index), value: ValueStored::Inline(PageSlice::copy_from_slice(&[1; 40])) };
+        entries.push(candidate);
+        if leaf_layout_bytes(&entries, 0) > 4096 {
+            entries.pop();
+            break;
+        }
+        index += 1;
+    }
+    // Pad the last value so the leaf is exactly one page.
+    let used = leaf_layout_bytes(&entries, 0);
+    let last = entries.len() - 1;
+    let padded = 40 + (4096 - used);
+    for (position, entry) in entries.iter().enumerate() {
+        let value = if position == last { vec![2; padded] } else { vec![1; 40] };
+        tree.put(&entry.key, &value).unwrap();
+    }
+    match &tree.root {
+        NodeRef::Transient(node) => match node.as_ref() {
+            Node::Leaf(leaf) => assert_eq!(leaf_layout_bytes(&leaf.entries, 0), 4096),
+            Node::Branch(_) => panic!("a leaf of exactly one page was split"),
+        },
+        NodeRef::Stored(_) => unreachable!(),
+    }
+    tree.check().unwrap();
+    tree.put(&entries[last].key, &vec![2; padded + 1]).unwrap();
+    let branch = root_branch(&tree);
+    assert_eq!(branch.children.len(), 2);
+    let limits = *tree.pager.limits();
+    for child in &branch.children {
+        let weight = crate::tree::cow::transient(&child.node).weight();
+        assert!(weight >= limits.node_fill_min_bytes && weight <= limits.page_size_bytes);
+    }
+    tree.check().unwrap();
+    let version = tree.commit().unwrap();
+    Snapshot::new(tree.pager.clone(), version).check().unwrap();
+}
+
+/// Deleting most keys of a region merges the emptied leaves with their neighbours, and
+/// every remaining node still meets the fill minimum.
+#[test]
+fn underfull_leaves_merge() {
+    let mut tree = tree(4096, 2048);
+    for index in 0..3000 {
+        tree.put(&key(index), &[3; 60]).unwrap();
+    }
+    let before = tree.check().unwrap();
+    for index in 500..2500 {
+        tree.delete(&key(index)).unwrap();
+    }
+    // Push everything down so the deletes reach the leaves.
+    for index in 0..3000 {
+        tree.put(&key(index % 500), &[4; 60]).unwrap();
+    }
+    let after = tree.check().unwrap();
+    assert!(after.leaf_count < before.leaf_count / 2, "leaves {} -> {}", before.leaf_count, after.leaf_count);
+    let remaining = tree.iter().count();
+    assert_eq!(remaining, 1000);
+    tree.commit().unwrap();
+    tree.check().unwrap();
+}
+
+/// Deleting everything collapses the tree back to a single (root) leaf.
+#[test]
+fn deleting_everything_collapses_the_root() {
+    let mut tree = tree(4096, 1024);
+    for index in 0..2000 {
+        tree.put(&key(index), &[5; 30]).unwrap();
+    }
+    assert!(tree.check().unwrap().height >= 2);
+    tree.delete_range::<[u8], _>(..).unwrap();
+    for round in 0..2000 {
+        tree.delete(&key(round)).unwrap();
+    }
+    assert_eq!(tree.iter().count(), 0);
+    let report = tree.check().unwrap();
+    assert_eq!((report.height, report.leaf_entry_count), (1, 0), "{report:?}");
+    tree.commit().unwrap();
+    assert_eq!(tree.iter().count(), 0);
+}
+
+/// Cut points give non-empty pieces whose weights stay near the target.
+#[test]
+fn cut_points_are_even_and_non_empty() {
+    let cases: Vec<Vec<usize>> = vec![
+        vec![100; 50],
+        (1..60).map(|weight| weight * 13 % 400 + 10).collect(),
+        vec![1000, 1, 1, 1, 1000, 1, 1, 1000],
+        vec![3000, 3000],
+    ];
+    for weights in cases {
+        let target = 3072;
+        let cuts = cut_points(&weights, target);
+        let mut bounds = vec![0];
+        bounds.extend(&cuts);
+        bounds.push(weights.len());
+        let largest = *weights.iter().max().unwrap();
+        for window in bounds.windows(2) {
+            assert!(window[0] < window[1], "empty piece in {cuts:?}");
+            let piece: usize = weights[window[0]..window[1]].iter().sum();
+            assert!(piece <= target + largest, "piece of {piece} for target {target}");
+        }
+    }
+    // Entry weights as the tree counts them.
+    assert_eq!(entry_weight(b"abc", &ValueStored::Inline(PageSlice::copy_from_slice(b"xy"))), 2 + 5 + 3 + 2);
+}
