@@ -16,14 +16,24 @@ use thunderhead_disk::{MemStore, PageStore};
 type Error = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), Error> {
-    let root = std::env::args().nth(1).unwrap_or_else(|| "/usr".to_string());
+    let root = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "/usr".to_string());
     println!("Thunderhead demo: a versioned index of the files under {root}\n");
 
     let started = Instant::now();
     let mut files = BTreeMap::new();
     walk(Path::new(&root), &mut files);
-    let raw_bytes: usize = files.iter().map(|(path, value): (&Vec<u8>, &[u8; 16])| path.len() + value.len()).sum();
-    println!("scanned {} files ({:.1} MiB of keys and values) in {:.2?}", files.len(), mib(raw_bytes), started.elapsed());
+    let raw_bytes: usize = files
+        .iter()
+        .map(|(path, value): (&Vec<u8>, &[u8; 16])| path.len() + value.len())
+        .sum();
+    println!(
+        "scanned {} files ({:.1} MiB of keys and values) in {:.2?}",
+        files.len(),
+        mib(raw_bytes),
+        started.elapsed()
+    );
     if files.is_empty() {
         return Err(format!("no files found under {root}").into());
     }
@@ -51,7 +61,10 @@ fn main() -> Result<(), Error> {
     // 2. The loaded version is a snapshot: keeping it costs nothing but its root.
     let started = Instant::now();
     let snapshot = Snapshot::new(pager.clone(), loaded);
-    println!("snapshot of the loaded version taken in {:.2?}\n", started.elapsed());
+    println!(
+        "snapshot of the loaded version taken in {:.2?}\n",
+        started.elapsed()
+    );
 
     // 3. A batch of changes: touch every 50th file, remove one directory subtree, add a
     //    new tree of files.
@@ -59,7 +72,8 @@ fn main() -> Result<(), Error> {
     let mut touched = 0;
     for (path, value) in files.iter().step_by(50) {
         let mut changed = *value;
-        changed[8..].copy_from_slice(&(u64::from_le_bytes(value[8..].try_into()?) + 3600).to_le_bytes());
+        changed[8..]
+            .copy_from_slice(&(u64::from_le_bytes(value[8..].try_into()?) + 3600).to_le_bytes());
         tree.put(path, &changed)?;
         touched += 1;
     }
@@ -92,7 +106,11 @@ fn main() -> Result<(), Error> {
 
     // 5. Range queries on the new version, and the old one still answering as it was.
     let current = Snapshot::new(pager.clone(), changed);
-    for prefix in [format!("{root}/bin/"), format!("{root}/lib/"), format!("{root}/share/doc/")] {
+    for prefix in [
+        format!("{root}/bin/"),
+        format!("{root}/lib/"),
+        format!("{root}/share/doc/"),
+    ] {
         let start = prefix.as_bytes().to_vec();
         let end = prefix_end(&start);
         let started = Instant::now();
@@ -103,9 +121,16 @@ fn main() -> Result<(), Error> {
             count += 1;
             bytes += u64::from_le_bytes(value[..8].try_into()?);
         }
-        println!("range {prefix:<24} {count:>7} files, {:>10.1} MiB, in {:.2?}", mib(bytes as usize), started.elapsed());
+        println!(
+            "range {prefix:<24} {count:>7} files, {:>10.1} MiB, in {:.2?}",
+            mib(bytes as usize),
+            started.elapsed()
+        );
     }
-    let probe = files.keys().nth(files.len() / 2).expect("files is not empty");
+    let probe = files
+        .keys()
+        .nth(files.len() / 2)
+        .expect("files is not empty");
     let started = Instant::now();
     let old_value = snapshot.get(probe)?;
     println!(
@@ -139,7 +164,11 @@ fn main() -> Result<(), Error> {
         report.segment_count
     );
     let old_pages: std::collections::BTreeSet<_> = old_report.extents.iter().collect();
-    let shared = report.extents.iter().filter(|extent| old_pages.contains(extent)).count();
+    let shared = report
+        .extents
+        .iter()
+        .filter(|extent| old_pages.contains(extent))
+        .count();
     println!(
         "versions share {shared} of the new version's {} extents (copy-on-write)",
         report.extents.len()
@@ -156,16 +185,23 @@ fn main() -> Result<(), Error> {
 
 /// Collects regular files under `directory`: path -> (size, mtime seconds), little-endian.
 fn walk(directory: &Path, files: &mut BTreeMap<Vec<u8>, [u8; 16]>) {
-    let Ok(entries) = std::fs::read_dir(directory) else { return };
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
     for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let path = entry.path();
         if kind.is_dir() {
             walk(&path, files);
         } else if kind.is_file()
             && let Ok(metadata) = entry.metadata()
         {
-            let mtime = metadata.modified().ok().and_then(|time| time.duration_since(UNIX_EPOCH).ok());
+            let mtime = metadata
+                .modified()
+                .ok()
+                .and_then(|time| time.duration_since(UNIX_EPOCH).ok());
             let mut value = [0u8; 16];
             value[..8].copy_from_slice(&metadata.len().to_le_bytes());
             value[8..].copy_from_slice(&mtime.map_or(0, |time| time.as_secs()).to_le_bytes());
@@ -181,12 +217,21 @@ fn walk(directory: &Path, files: &mut BTreeMap<Vec<u8>, [u8; 16]>) {
 fn largest_directory(files: &BTreeMap<Vec<u8>, [u8; 16]>) -> Vec<u8> {
     let mut counts: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     for path in files.keys() {
-        let slashes: Vec<usize> = path.iter().enumerate().filter(|(_, byte)| **byte == b'/').map(|(at, _)| at).collect();
+        let slashes: Vec<usize> = path
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| **byte == b'/')
+            .map(|(at, _)| at)
+            .collect();
         if let Some(&cut) = slashes.get(3) {
             *counts.entry(path[..=cut].to_vec()).or_default() += 1;
         }
     }
-    counts.into_iter().max_by_key(|(_, count)| *count).map(|(prefix, _)| prefix).unwrap_or_else(|| b"/".to_vec())
+    counts
+        .into_iter()
+        .max_by_key(|(_, count)| *count)
+        .map(|(prefix, _)| prefix)
+        .unwrap_or_else(|| b"/".to_vec())
 }
 
 /// The first key after every key that starts with `prefix`.
@@ -202,7 +247,11 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// Counts added, removed and updated keys between two versions by scanning both.
-fn compare(pager: &Arc<Pager<MemStore>>, from: Version, to: Version) -> Result<(u64, u64, u64), Error> {
+fn compare(
+    pager: &Arc<Pager<MemStore>>,
+    from: Version,
+    to: Version,
+) -> Result<(u64, u64, u64), Error> {
     let old = Snapshot::new(pager.clone(), from);
     let new = Snapshot::new(pager.clone(), to);
     let mut old_items = old.iter().peekable();
@@ -214,8 +263,20 @@ fn compare(pager: &Arc<Pager<MemStore>>, from: Version, to: Version) -> Result<(
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (Some(Ok((old_key, _))), Some(Ok((new_key, _)))) => old_key.cmp(new_key),
-            (Some(Err(_)), _) => return Err(old_items.next().expect("peeked").expect_err("peeked an error").into()),
-            (_, Some(Err(_))) => return Err(new_items.next().expect("peeked").expect_err("peeked an error").into()),
+            (Some(Err(_)), _) => {
+                return Err(old_items
+                    .next()
+                    .expect("peeked")
+                    .expect_err("peeked an error")
+                    .into());
+            }
+            (_, Some(Err(_))) => {
+                return Err(new_items
+                    .next()
+                    .expect("peeked")
+                    .expect_err("peeked an error")
+                    .into());
+            }
         };
         match order {
             std::cmp::Ordering::Less => {

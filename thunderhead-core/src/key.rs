@@ -94,16 +94,6 @@ impl KeyRange {
         let clipped = KeyRange { start, end };
         (!clipped.is_empty()).then_some(clipped)
     }
-
-    /// Whether this range overlaps `[low, high)`.
-    pub fn overlaps(&self, low: Option<&[u8]>, high: Option<&[u8]>) -> bool {
-        let starts_before_high = high.is_none_or(|high| self.start.as_slice() < high);
-        let ends_after_low = match (self.end.as_deref(), low) {
-            (Some(end), Some(low)) => end > low,
-            _ => true,
-        };
-        starts_before_high && ends_after_low && !self.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -160,9 +150,7 @@ mod tests {
             })
         );
         assert_eq!(range.clip(Some(b"m"), None), None);
-        assert!(!range.overlaps(Some(b"m"), None));
-        assert!(range.overlaps(None, Some(b"c")));
-        assert!(!range.overlaps(None, Some(b"b")));
+        assert_eq!(range.clip(None, Some(b"b")), None);
         let open = KeyRange::from_bounds(Bound::Excluded(b"a"), Bound::Unbounded);
         assert!(open.contains(b"a\x00") && !open.contains(b"a"));
     }

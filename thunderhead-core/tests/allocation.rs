@@ -51,10 +51,15 @@ fn count_allocations(work: impl FnOnce()) -> u64 {
 
 #[test]
 fn cached_gets_do_not_allocate() {
-    let config = TreeConfig { journal_bytes_max: 8192, ..TreeConfig::default() };
+    let config = TreeConfig {
+        journal_bytes_max: 8192,
+        ..TreeConfig::default()
+    };
     let pager = Arc::new(Pager::new(MemStore::new(4096).unwrap(), &config).unwrap());
     let mut tree = Tree::new(pager.clone());
-    let keys: Vec<Vec<u8>> = (0..5000u32).map(|index| format!("user/{:08}", index.wrapping_mul(2654435761)).into_bytes()).collect();
+    let keys: Vec<Vec<u8>> = (0..5000u32)
+        .map(|index| format!("user/{:08}", index.wrapping_mul(2654435761)).into_bytes())
+        .collect();
     for key in &keys {
         tree.put(key, b"value").unwrap();
     }
@@ -64,14 +69,18 @@ fn cached_gets_do_not_allocate() {
     for key in keys.iter().step_by(3) {
         tree.put(key, b"newer").unwrap();
     }
-    tree.delete_range(b"user/1".as_slice()..b"user/2".as_slice()).unwrap();
+    tree.delete_range(b"user/1".as_slice()..b"user/2".as_slice())
+        .unwrap();
     let version = tree.commit().unwrap();
     let snapshot = Snapshot::new(pager.clone(), version);
     let report = snapshot.check().unwrap();
     assert!(report.height >= 2 && report.segment_count > 0, "{report:?}");
 
     // The counter itself works.
-    assert_eq!(count_allocations(|| drop(std::hint::black_box(vec![1u8; 8]))), 1);
+    assert_eq!(
+        count_allocations(|| drop(std::hint::black_box(vec![1u8; 8]))),
+        1
+    );
 
     // Warm the cache, then count.
     let mut found = 0;
@@ -86,6 +95,10 @@ fn cached_gets_do_not_allocate() {
             std::hint::black_box(value);
         }
     });
-    assert_eq!(pager.cache_stats().misses, misses_before, "the lookups were not all cache hits");
+    assert_eq!(
+        pager.cache_stats().misses,
+        misses_before,
+        "the lookups were not all cache hits"
+    );
     assert_eq!(allocations, 0, "cached gets allocated {allocations} times");
 }

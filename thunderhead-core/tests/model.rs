@@ -411,7 +411,12 @@ fn check_mixed(
 /// absent neighbours.
 fn check_all(reader: &impl Reader, model: &Model, what: &str) -> TestResult {
     let forward = collect(reader.range(Bound::Unbounded, Bound::Unbounded), what)?;
-    prop_assert_eq!(&forward, &entries(model.iter()), "{}: forward iteration", what);
+    prop_assert_eq!(
+        &forward,
+        &entries(model.iter()),
+        "{}: forward iteration",
+        what
+    );
     let mut reverse = collect(reader.range(Bound::Unbounded, Bound::Unbounded).rev(), what)?;
     reverse.reverse();
     prop_assert_eq!(&reverse, &forward, "{}: reverse iteration", what);
@@ -745,7 +750,10 @@ fn fixed_workload_reaches_depth() {
         .check()
         .unwrap();
     assert!(report.segment_count > 0, "{report:?}");
-    assert_eq!(JOURNAL_BYTES_MAX_DEFAULT, TreeConfig::default().journal_bytes_max);
+    assert_eq!(
+        JOURNAL_BYTES_MAX_DEFAULT,
+        TreeConfig::default().journal_bytes_max
+    );
 }
 
 /// Keys longer than `key_bytes_max` are refused with `KeyTooLarge` and change nothing;

@@ -28,10 +28,6 @@ impl Buffer {
         self.points.is_empty() && self.ranges.is_empty()
     }
 
-    pub fn message_count(&self) -> usize {
-        self.points.len() + self.ranges.len()
-    }
-
     /// Journal bytes of everything in the buffer.
     pub fn bytes(&self) -> usize {
         self.points

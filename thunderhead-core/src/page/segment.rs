@@ -182,7 +182,6 @@ pub(crate) fn encode_segment<'a>(
 
 /// A validated journal segment.
 pub(crate) struct SegmentPage {
-    pub id: PageId,
     bytes: PageBytes,
     point_count: usize,
     range_count: usize,
@@ -213,7 +212,6 @@ impl SegmentPage {
         reader.bytes(offsets_at, offsets_len, "message offsets")?;
         let seq_max = header.seq_max.get();
         let segment = Self {
-            id,
             bytes: bytes.clone(),
             point_count,
             range_count,

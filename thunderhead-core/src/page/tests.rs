@@ -13,7 +13,16 @@ use crate::value::ValueStored;
 
 /// Bytes drawn mostly from the awkward ones: 0x00, 0xFF and a few letters.
 fn awkward_bytes(max_len: usize) -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(prop_oneof![Just(0x00u8), Just(0xFF), Just(b'a'), Just(b'b'), any::<u8>()], 0..max_len)
+    prop::collection::vec(
+        prop_oneof![
+            Just(0x00u8),
+            Just(0xFF),
+            Just(b'a'),
+            Just(b'b'),
+            any::<u8>()
+        ],
+        0..max_len,
+    )
 }
 
 fn inline(bytes: &[u8]) -> ValueStored {
@@ -164,20 +173,61 @@ proptest! {
 /// bounds.
 #[test]
 fn mutated_valid_pages_never_panic() {
-    let keys: BTreeSet<Vec<u8>> = (0..40u8).map(|index| vec![b'k', index, 0xFF, index % 3]).collect();
-    let entries: Vec<Entry> = keys.iter().map(|key| Entry { key: key.clone(), value: inline(&key[1..]) }).collect();
+    let keys: BTreeSet<Vec<u8>> = (0..40u8)
+        .map(|index| vec![b'k', index, 0xFF, index % 3])
+        .collect();
+    let entries: Vec<Entry> = keys
+        .iter()
+        .map(|key| Entry {
+            key: key.clone(),
+            value: inline(&key[1..]),
+        })
+        .collect();
     let leaf = encode_leaf(&entries, 0, 4096);
     let pivots: Vec<Vec<u8>> = keys.iter().take(10).cloned().collect();
-    let children: Vec<ChildSlot> =
-        (0..11u64).map(|index| ChildSlot { page: (index + 1).into(), ..bytemuck::Zeroable::zeroed() }).collect();
+    let children: Vec<ChildSlot> = (0..11u64)
+        .map(|index| ChildSlot {
+            page: (index + 1).into(),
+            ..bytemuck::Zeroable::zeroed()
+        })
+        .collect();
     let branch = encode_branch(
-        &BranchContents { level: 1, implied_len: 0, seq_high: 9, pivots: &pivots, children: &children, segments: &[] },
+        &BranchContents {
+            level: 1,
+            implied_len: 0,
+            seq_high: 9,
+            pivots: &pivots,
+            children: &children,
+            segments: &[],
+        },
         4096,
     );
-    let messages: BTreeMap<Vec<u8>, PointMessage> =
-        keys.iter().map(|key| (key.clone(), PointMessage { seq: 3, op: PointOp::Put(inline(b"v")) })).collect();
-    let ranges = vec![RangeMessage { seq: 4, range: KeyRange { start: b"k".to_vec(), end: None } }];
-    let (segment, _, _) = encode_segment(messages.iter().map(|(key, message)| (key.as_slice(), message)), &ranges, 4096);
+    let messages: BTreeMap<Vec<u8>, PointMessage> = keys
+        .iter()
+        .map(|key| {
+            (
+                key.clone(),
+                PointMessage {
+                    seq: 3,
+                    op: PointOp::Put(inline(b"v")),
+                },
+            )
+        })
+        .collect();
+    let ranges = vec![RangeMessage {
+        seq: 4,
+        range: KeyRange {
+            start: b"k".to_vec(),
+            end: None,
+        },
+    }];
+    let (segment, _, _) = encode_segment(
+        messages
+            .iter()
+            .map(|(key, message)| (key.as_slice(), message)),
+        &ranges,
+        4096,
+    );
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     for page in [leaf, branch, segment] {
         let used = 1200.min(page.len());
@@ -200,7 +250,8 @@ fn mutated_valid_pages_never_panic() {
 #[test]
 fn largest_entries_fit_a_quarter_page() {
     for page_size in [4096usize, 16384, 65536] {
-        let limits = crate::config::Limits::new(page_size, &crate::config::TreeConfig::default()).unwrap();
+        let limits =
+            crate::config::Limits::new(page_size, &crate::config::TreeConfig::default()).unwrap();
         let key = vec![7u8; limits.key_bytes_max];
         let inline_value = vec![1u8; limits.entry_inline_bytes_max - key.len()];
         assert!(leaf_entry_bytes(key.len(), &inline(&inline_value)) <= page_size / 4);

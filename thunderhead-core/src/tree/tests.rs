@@ -10,8 +10,13 @@ use crate::page::leaf_layout_bytes;
 use crate::tree::flush::cut_points;
 
 fn tree(page_size: usize, journal_bytes_max: usize) -> Tree<MemStore> {
-    let config = TreeConfig { journal_bytes_max, ..TreeConfig::default() };
-    Tree::new(Arc::new(Pager::new(MemStore::new(page_size).unwrap(), &config).unwrap()))
+    let config = TreeConfig {
+        journal_bytes_max,
+        ..TreeConfig::default()
+    };
+    Tree::new(Arc::new(
+        Pager::new(MemStore::new(page_size).unwrap(), &config).unwrap(),
+    ))
 }
 
 use crate::config::TreeConfig;
@@ -46,16 +51,36 @@ fn flush_takes_the_heaviest_child_only() {
     let heavy = children - 1;
     let mut flushed_seen = false;
     for round in 0..400u32 {
-        let before: Vec<u64> = root_branch(&tree).children.iter().map(|child| child.pending_bytes).collect();
+        let before: Vec<u64> = root_branch(&tree)
+            .children
+            .iter()
+            .map(|child| child.pending_bytes)
+            .collect();
         // Mostly the last child, sometimes the first.
-        let target = if round % 4 == 0 { 5 + round % 50 } else { 1999 - round % 50 };
+        let target = if round % 4 == 0 {
+            5 + round % 50
+        } else {
+            1999 - round % 50
+        };
         tree.put(&key(target), &round.to_le_bytes()).unwrap();
         let branch = root_branch(&tree);
-        let after: Vec<u64> = branch.children.iter().map(|child| child.pending_bytes).collect();
+        let after: Vec<u64> = branch
+            .children
+            .iter()
+            .map(|child| child.pending_bytes)
+            .collect();
         if before.len() == after.len() && after.iter().sum::<u64>() < before.iter().sum::<u64>() {
-            let emptied: Vec<usize> = (0..after.len()).filter(|&index| after[index] == 0 && before[index] > 0).collect();
-            let heaviest = (0..before.len()).max_by_key(|&index| (before[index], std::cmp::Reverse(index))).unwrap();
-            assert_eq!(emptied, vec![heaviest], "flush must empty the heaviest child alone: {before:?} -> {after:?}");
+            let emptied: Vec<usize> = (0..after.len())
+                .filter(|&index| after[index] == 0 && before[index] > 0)
+                .collect();
+            let heaviest = (0..before.len())
+                .max_by_key(|&index| (before[index], std::cmp::Reverse(index)))
+                .unwrap();
+            assert_eq!(
+                emptied,
+                vec![heaviest],
+                "flush must empty the heaviest child alone: {before:?} -> {after:?}"
+            );
             assert_eq!(heaviest, heavy);
             flushed_seen = true;
         }
@@ -73,7 +98,10 @@ fn leaf_splits_exactly_past_the_page() {
     let mut entries = Vec::new();
     let mut index = 0;
     loop {
-        let candidate = Entry { key: key(index), value: ValueStored::Inline(PageSlice::copy_from_slice(&[1; 40])) };
+        let candidate = Entry {
+            key: key(index),
+            value: ValueStored::Inline(PageSlice::copy_from_slice(&[1; 40])),
+        };
         entries.push(candidate);
         if leaf_layout_bytes(&entries, 0) > 4096 {
             entries.pop();
@@ -86,7 +114,11 @@ fn leaf_splits_exactly_past_the_page() {
     let last = entries.len() - 1;
     let padded = 40 + (4096 - used);
     for (position, entry) in entries.iter().enumerate() {
-        let value = if position == last { vec![2; padded] } else { vec![1; 40] };
+        let value = if position == last {
+            vec![2; padded]
+        } else {
+            vec![1; 40]
+        };
         tree.put(&entry.key, &value).unwrap();
     }
     match &tree.root {
@@ -127,7 +159,12 @@ fn underfull_leaves_merge() {
         tree.put(&key(index % 500), &[4; 60]).unwrap();
     }
     let after = tree.check().unwrap();
-    assert!(after.leaf_count < before.leaf_count / 2, "leaves {} -> {}", before.leaf_count, after.leaf_count);
+    assert!(
+        after.leaf_count < before.leaf_count / 2,
+        "leaves {} -> {}",
+        before.leaf_count,
+        after.leaf_count
+    );
     let remaining = tree.iter().count();
     assert_eq!(remaining, 1000);
     tree.commit().unwrap();
@@ -148,7 +185,11 @@ fn deleting_everything_collapses_the_root() {
     }
     assert_eq!(tree.iter().count(), 0);
     let report = tree.check().unwrap();
-    assert_eq!((report.height, report.leaf_entry_count), (1, 0), "{report:?}");
+    assert_eq!(
+        (report.height, report.leaf_entry_count),
+        (1, 0),
+        "{report:?}"
+    );
     tree.commit().unwrap();
     assert_eq!(tree.iter().count(), 0);
 }
@@ -172,9 +213,18 @@ fn cut_points_are_even_and_non_empty() {
         for window in bounds.windows(2) {
             assert!(window[0] < window[1], "empty piece in {cuts:?}");
             let piece: usize = weights[window[0]..window[1]].iter().sum();
-            assert!(piece <= target + largest, "piece of {piece} for target {target}");
+            assert!(
+                piece <= target + largest,
+                "piece of {piece} for target {target}"
+            );
         }
     }
     // Entry weights as the tree counts them.
-    assert_eq!(entry_weight(b"abc", &ValueStored::Inline(PageSlice::copy_from_slice(b"xy"))), 2 + 5 + 3 + 2);
+    assert_eq!(
+        entry_weight(
+            b"abc",
+            &ValueStored::Inline(PageSlice::copy_from_slice(b"xy"))
+        ),
+        2 + 5 + 3 + 2
+    );
 }

@@ -88,13 +88,6 @@ impl LeafView<'_> {
         })
     }
 
-    pub fn len(&self) -> usize {
-        match self {
-            LeafView::Transient(leaf) => leaf.entries.len(),
-            LeafView::Stored(page) => page.len(),
-        }
-    }
-
     /// Copies the entries out (used when journal messages must be merged over them).
     pub fn entries(&self, fences: &Fences) -> Vec<Entry> {
         match self {
