@@ -15,6 +15,8 @@ pub struct TreeConfig {
 
 /// Journal budget used when none is given: a quarter of a mebibyte per branch.
 pub const JOURNAL_BYTES_MAX_DEFAULT: usize = 256 * 1024;
+/// Largest journal budget accepted: pending byte tallies are stored as 32-bit numbers.
+pub const JOURNAL_BYTES_MAX_LIMIT: usize = 1 << 30;
 /// Cache budget used when none is given.
 pub const CACHE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 /// Segments one journal may have; past it they are merged. Also the room a branch page

@@ -64,33 +64,44 @@ fn adjust_range_tallies(branch: &mut Branch, add: bool) {
 
 /// Moves the live messages of the newest `count` segments into the buffer and drops the
 /// segments. Used before a branch's fences change (split, merge) and to merge segments.
-pub(crate) fn materialize<S: PageStore>(
-    pager: &Pager<S>,
-    branch: &mut Branch,
-    count: usize,
-) -> Result<()> {
-    let slots: Vec<SegmentSlot> = branch
-        .segments
-        .drain(..count.min(branch.segments.len()))
-        .collect();
+/// The tallies are kept exact incrementally: a message leaving a segment stops counting
+/// there and counts again as it enters the buffer (or not at all if something newer is
+/// already there), so a commit that merges a small segment does not recount the journal.
+pub(crate) fn materialize<S: PageStore>(pager: &Pager<S>, branch: &mut Branch, count: usize) -> Result<()> {
+    let slots: Vec<SegmentSlot> = branch.segments.drain(..count.min(branch.segments.len())).collect();
     for slot in &slots {
         let segment = pager.load_segment(slot)?;
         for index in 0..segment.point_count() {
             let key = segment.point_key(index);
             let child = branch.route(&key);
-            if segment.point_seq(index) > branch.children[child].watermark {
-                branch
-                    .buffer
-                    .insert_point(key, segment.point_message(index));
+            if segment.point_seq(index) <= branch.children[child].watermark {
+                continue;
             }
+            let message = segment.point_message(index);
+            let bytes = point_message_bytes(&key, &message) as u64;
+            uncount(branch, child, bytes);
+            branch.add_point(key, message);
         }
         for index in 0..segment.range_count() {
-            for piece in live_range_pieces(branch, &segment.range_message(index)) {
-                branch.buffer.insert_range(piece);
+            let message = segment.range_message(index);
+            let bytes = range_message_bytes(&message.range) as u64;
+            for child in branch.overlapping(&message.range) {
+                if message.seq > branch.children[child].watermark {
+                    uncount(branch, child, bytes);
+                }
+            }
+            for piece in live_range_pieces(branch, &message) {
+                branch.add_range(piece);
             }
         }
     }
-    recount_pending(pager, branch)
+    Ok(())
+}
+
+fn uncount(branch: &mut Branch, child: usize, bytes: u64) {
+    let tally = &mut branch.children[child].pending_bytes;
+    debug_assert!(*tally >= bytes, "tally {tally} below a live message of {bytes} bytes");
+    *tally = tally.saturating_sub(bytes);
 }
 
 /// The parts of a stored range message still live: those over children whose watermark
@@ -117,20 +128,6 @@ fn live_range_pieces(branch: &Branch, message: &RangeMessage) -> Vec<RangeMessag
         joinable = true;
     }
     pieces
-}
-
-/// Recomputes every child's pending bytes from the buffer and the live messages of the
-/// stored segments.
-pub(crate) fn recount_pending<S: PageStore>(pager: &Pager<S>, branch: &mut Branch) -> Result<()> {
-    for child in &mut branch.children {
-        child.pending_bytes = 0;
-    }
-    let tallies = segment_tallies(pager, branch)?;
-    for (child, tally) in branch.children.iter_mut().zip(tallies) {
-        child.pending_bytes = tally;
-    }
-    branch.count_buffer();
-    Ok(())
 }
 
 /// Per-child bytes of live messages in the stored segments.
