@@ -21,8 +21,8 @@ mod value;
 
 pub use cache::CacheStats;
 pub use config::{
-    CACHE_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_LIMIT, JOURNAL_SEGMENTS_MAX, Limits,
-    TREE_DEPTH_MAX, TreeConfig, VALUE_BYTES_MAX,
+    CACHE_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_LIMIT,
+    JOURNAL_SEGMENTS_MAX, Limits, TREE_DEPTH_MAX, TreeConfig, VALUE_BYTES_MAX,
 };
 pub use error::{Error, Result};
 pub use page::OverflowRef;

@@ -21,7 +21,7 @@ fn smoke_many_inserts_and_reads() {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let key = format!("key{:06}", (state >> 33) % 5000).into_bytes();
-            if (state >> 20) % 7 == 0 {
+            if (state >> 20).is_multiple_of(7) {
                 tree.delete(&key).unwrap();
                 model.remove(&key);
             } else {

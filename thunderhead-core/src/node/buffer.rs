@@ -3,6 +3,7 @@
 //! messages on its way from a node to one of its children.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use super::message::{Newest, PointMessage, RangeMessage};
 use crate::page::{point_message_bytes, range_message_bytes};
@@ -79,26 +80,20 @@ impl Buffer {
 
     /// Adds a range tombstone, dropping the older point messages it covers.
     pub fn insert_range(&mut self, message: RangeMessage) -> Displaced {
-        let mut removed = Vec::new();
-        let upper = match &message.range.end {
-            Some(end) => std::ops::Bound::Excluded(end.clone()),
-            None => std::ops::Bound::Unbounded,
-        };
-        let covered: Vec<Vec<u8>> = self
+        let lower = Bound::Included(message.range.start.clone());
+        let upper = message
+            .range
+            .end
+            .clone()
+            .map_or(Bound::Unbounded, Bound::Excluded);
+        let removed = self
             .points
-            .range((
-                std::ops::Bound::Included(message.range.start.clone()),
-                upper,
-            ))
-            .filter(|(_, point)| point.seq < message.seq)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in covered {
-            if let Some(point) = self.points.remove(&key) {
+            .extract_if((lower, upper), |_, point| point.seq < message.seq)
+            .map(|(key, point)| {
                 let bytes = point_message_bytes(&key, &point);
-                removed.push((key, bytes));
-            }
-        }
+                (key, bytes)
+            })
+            .collect();
         let added_bytes = range_message_bytes(&message.range);
         let at = self
             .ranges
@@ -136,14 +131,14 @@ impl Buffer {
     /// Removes and returns the messages for keys in `[low, high)`; ranges straddling the
     /// edges are cut, their outer parts staying here.
     pub fn split_out(&mut self, low: Option<&[u8]>, high: Option<&[u8]>) -> Buffer {
-        let mut taken = match low {
-            Some(low) => self.points.split_off(low),
-            None => std::mem::take(&mut self.points),
-        };
-        if let Some(high) = high {
-            let mut above = taken.split_off(high);
-            self.points.append(&mut above);
-        }
+        // Extracting is O(k log n) for k taken messages; `split_off` + `append` would
+        // rebuild the whole map on every flush of a middle child.
+        let lower = low.map_or(Bound::Unbounded, |low| Bound::Included(low.to_vec()));
+        let upper = high.map_or(Bound::Unbounded, |high| Bound::Excluded(high.to_vec()));
+        let taken: BTreeMap<Vec<u8>, PointMessage> = self
+            .points
+            .extract_if((lower, upper), |_, _| true)
+            .collect();
         let mut kept = Vec::with_capacity(self.ranges.len());
         let mut taken_ranges = Vec::new();
         for range in self.ranges.drain(..) {
@@ -175,8 +170,8 @@ impl Buffer {
 
     /// Copies (without removing) the messages for keys in `[low, high)` into `into`.
     pub fn copy_range_into(&self, low: Option<&[u8]>, high: Option<&[u8]>, into: &mut Buffer) {
-        let lower = low.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
-        let upper = high.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let lower = low.map_or(Bound::Unbounded, Bound::Included);
+        let upper = high.map_or(Bound::Unbounded, Bound::Excluded);
         for (key, message) in self.points.range::<[u8], _>((lower, upper)) {
             into.insert_point(key.clone(), message.clone());
         }

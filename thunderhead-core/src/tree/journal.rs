@@ -67,8 +67,15 @@ fn adjust_range_tallies(branch: &mut Branch, add: bool) {
 /// The tallies are kept exact incrementally: a message leaving a segment stops counting
 /// there and counts again as it enters the buffer (or not at all if something newer is
 /// already there), so a commit that merges a small segment does not recount the journal.
-pub(crate) fn materialize<S: PageStore>(pager: &Pager<S>, branch: &mut Branch, count: usize) -> Result<()> {
-    let slots: Vec<SegmentSlot> = branch.segments.drain(..count.min(branch.segments.len())).collect();
+pub(crate) fn materialize<S: PageStore>(
+    pager: &Pager<S>,
+    branch: &mut Branch,
+    count: usize,
+) -> Result<()> {
+    let slots: Vec<SegmentSlot> = branch
+        .segments
+        .drain(..count.min(branch.segments.len()))
+        .collect();
     for slot in &slots {
         let segment = pager.load_segment(slot)?;
         for index in 0..segment.point_count() {
@@ -100,7 +107,10 @@ pub(crate) fn materialize<S: PageStore>(pager: &Pager<S>, branch: &mut Branch, c
 
 fn uncount(branch: &mut Branch, child: usize, bytes: u64) {
     let tally = &mut branch.children[child].pending_bytes;
-    debug_assert!(*tally >= bytes, "tally {tally} below a live message of {bytes} bytes");
+    debug_assert!(
+        *tally >= bytes,
+        "tally {tally} below a live message of {bytes} bytes"
+    );
     *tally = tally.saturating_sub(bytes);
 }
 

@@ -101,7 +101,7 @@ impl PageStore for MemStore {
     }
 
     fn write(&self, start: PageId, bytes: PageBytes) -> Ready<Result<()>> {
-        if bytes.len() % self.page_size != 0 || bytes.is_empty() {
+        if !bytes.len().is_multiple_of(self.page_size) || bytes.is_empty() {
             return ready(Err(Error::UnalignedWrite {
                 len: bytes.len(),
                 page_size: self.page_size,
