@@ -794,25 +794,6 @@ fn record_panic_locations() {
     });
 }
 
-/// Panics of known engine bugs, each reproduced by an ignored `engine_bug_*` test
-/// below. They need consistent checksums, so they are tolerated (and counted) only in
-/// the deep-resealed mode, and not at all with `THUNDERHEAD_STRICT_CHECK=1`.
-fn is_known_panic(mode: Mode, file: &str, message: &str) -> bool {
-    let known = [
-        // engine_bug_overflow_ref_length_overflows
-        ("src/page/overflow.rs", "attempt to add with overflow"),
-        // engine_bug_branch_level_overflows
-        ("src/tree/view.rs", "attempt to add with overflow"),
-        // engine_bug_stored_tally_trips_debug_assert
-        ("src/tree/journal.rs", "tally "),
-    ];
-    mode == Mode::DeepResealed
-        && std::env::var_os("THUNDERHEAD_STRICT_CHECK").is_none()
-        && known
-            .iter()
-            .any(|(known_file, prefix)| file.ends_with(known_file) && message.starts_with(prefix))
-}
-
 /// Runs every trial under `catch_unwind`, with a watchdog against hangs.
 fn run_trials(fixture: Arc<Fixture>, trials: Vec<Trial>) {
     record_panic_locations();
@@ -826,7 +807,6 @@ fn run_trials(fixture: Arc<Fixture>, trials: Vec<Trial>) {
         std::thread::spawn(move || {
             let keys = probe_keys(&fixture.model);
             let mut failures = Vec::new();
-            let mut known_panics = 0usize;
             let mut tally: BTreeMap<(Mode, &'static str), (usize, usize, usize)> = BTreeMap::new();
             for trial in &trials {
                 *current.lock().unwrap() = format!("{trial:?}");
@@ -847,21 +827,17 @@ fn run_trials(fixture: Arc<Fixture>, trials: Vec<Trial>) {
                             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                             .unwrap_or_default();
                         let file = PANIC_FILE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        if is_known_panic(trial.mode, &file, &message) {
-                            known_panics += 1;
-                        } else {
-                            failures.push(format!("{trial:?}: PANIC at {file}: {message}"));
-                        }
+                        failures.push(format!("{trial:?}: PANIC at {file}: {message}"));
                     }
                 }
                 progress.fetch_add(1, Ordering::Relaxed);
             }
-            done_tx.send((failures, tally, known_panics)).unwrap();
+            done_tx.send((failures, tally)).unwrap();
         })
     };
     let started = Instant::now();
     let mut last = (0, Instant::now());
-    let (failures, tally, known_panics) = loop {
+    let (failures, tally) = loop {
         match done_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(result) => break result,
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -879,10 +855,7 @@ fn run_trials(fixture: Arc<Fixture>, trials: Vec<Trial>) {
         }
     };
     worker.join().unwrap();
-    eprintln!(
-        "{total} trials in {:?}; {known_panics} panics of known engine bugs tolerated",
-        started.elapsed()
-    );
+    eprintln!("{total} trials in {:?}", started.elapsed());
     eprintln!("mode / region: trials, check() errors, read errors");
     for ((mode, region), (count, check_errors, read_errors)) in &tally {
         eprintln!("  {mode:?} / {region}: {count}, {check_errors}, {read_errors}");
@@ -1013,7 +986,7 @@ fn deep_damaged(
     )
 }
 
-/// ENGINE BUG: an overflow reference's `value_len` is trusted in arithmetic. A leaf
+/// Regression (fixed): an overflow reference's `value_len` is trusted in arithmetic. A leaf
 /// entry's `OverflowRef.value_len` set to `u64::MAX` (page checksums consistent) makes
 /// `overflow_page_count` (`value_len + HEADER_BYTES`, page/overflow.rs) overflow:
 /// "attempt to add with overflow" in builds with overflow checks (tests, debug). In
@@ -1021,8 +994,7 @@ fn deep_damaged(
 /// `SegmentPage::parse` could reject `value_len > VALUE_BYTES_MAX`, or the sum could
 /// be checked.
 #[test]
-#[ignore = "engine bug: OverflowRef.value_len near u64::MAX panics with arithmetic overflow in overflow_page_count"]
-fn engine_bug_overflow_ref_length_overflows() {
+fn regression_overflow_ref_length_overflows() {
     let fixture = small_fixture(4096, &[(b"k".to_vec(), vec![1; 2000])], &[]);
     let root = fixture.version.root.0;
     let bytes = read_extent(&fixture.store, root, 1);
@@ -1037,7 +1009,7 @@ fn engine_bug_overflow_ref_length_overflows() {
     assert!(result.is_ok(), "get panicked instead of returning an error");
 }
 
-/// ENGINE BUG: a stored branch's `level` byte is trusted in arithmetic. A level-1
+/// Regression (fixed): a stored branch's `level` byte is trusted in arithmetic. A level-1
 /// branch (under a level-2 root) whose header says level 255 (checksums consistent)
 /// makes `BranchView::child` compute `child.level() + 1` in `u8` (tree/view.rs):
 /// "attempt to add with overflow" in builds with overflow checks. In release it wraps
@@ -1045,8 +1017,7 @@ fn engine_bug_overflow_ref_length_overflows() {
 /// `self.level() - 1` (levels of branches are >= 1), or rejecting levels above
 /// `TREE_DEPTH_MAX` when parsing, avoids it.
 #[test]
-#[ignore = "engine bug: a branch page claiming level 255 panics with u8 overflow in BranchView::child"]
-fn engine_bug_branch_level_overflows() {
+fn regression_branch_level_overflows() {
     let puts: Vec<(Vec<u8>, Vec<u8>)> = (0..600u32)
         .map(|i| {
             (
@@ -1073,15 +1044,14 @@ fn engine_bug_branch_level_overflows() {
     );
 }
 
-/// ENGINE BUG: stored journal tallies are trusted by a `debug_assert!`. The root's
+/// Regression (fixed): stored journal tallies are trusted by a `debug_assert!`. The root's
 /// child slot 0 records `pending_bytes = 0` although the root's stored segment holds a
 /// live message for child 0 (checksums consistent). A writer opened on that version
 /// puts a key and commits; `persist_journal` merges the small segment with the new one
 /// through `materialize`, whose `uncount` asserts "tally 32 below a live message of 36
 /// bytes" (tree/journal.rs) and panics in debug and test builds (release saturates).
 #[test]
-#[ignore = "engine bug: a stored child pending_bytes below its live journal bytes trips a debug_assert in journal::uncount"]
-fn engine_bug_stored_tally_trips_debug_assert() {
+fn regression_stored_tally_trips_debug_assert() {
     let puts: Vec<(Vec<u8>, Vec<u8>)> = (0..300u32)
         .map(|i| (format!("key{i:04}").into_bytes(), vec![3; 60]))
         .collect();

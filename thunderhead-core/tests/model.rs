@@ -12,10 +12,10 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use thunderhead_core::{
-    CACHE_BYTES_MAX_DEFAULT, CheckReport, Error, JOURNAL_BYTES_MAX_DEFAULT, Pager, Snapshot, Tree,
-    TreeConfig, Version,
+    CACHE_BYTES_MAX_DEFAULT, Error, JOURNAL_BYTES_MAX_DEFAULT, Pager, Snapshot, Tree, TreeConfig,
+    Version,
 };
-use thunderhead_disk::{MemStore, PageId, PageStore, resolve};
+use thunderhead_disk::MemStore;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -438,66 +438,6 @@ fn check_all(reader: &impl Reader, model: &Model, what: &str) -> TestResult {
     Ok(())
 }
 
-/// Invariant reports of known engine bugs, each reproduced by an ignored
-/// `engine_bug_*` test below. The property tests tolerate exactly these reports, so they
-/// keep checking every read and every other invariant; set `THUNDERHEAD_STRICT_CHECK=1`
-/// to tolerate nothing (and see them fail until the bugs are fixed).
-///
-/// 1. `engine_bug_check_rejects_shared_overflow_extent`: "extent overlaps ... a page is
-///    used twice" when one overflow extent is referenced by a leaf entry and by a dead
-///    message in a stored journal segment (tolerated only if the extent named really is
-///    an overflow extent).
-/// 2. `engine_bug_empty_leaf_left_after_branch_merge`,
-///    `engine_bug_single_child_branch_left_after_merge` and
-///    `engine_bug_light_branch_left_after_merge` (one root cause): "leaf weighs N bytes,
-///    under the minimum", "branch weighs N bytes, under the minimum" and "branch with 1
-///    children".
-/// 3. `engine_bug_commit_leaves_journal_over_budget` and
-///    `engine_bug_branch_split_leaves_journal_over_budget` (one root cause): "journal
-///    holds N pending bytes, over budget".
-fn tolerate_known_check_bug(
-    strict: bool,
-    pager: &Pager<MemStore>,
-    result: thunderhead_core::Result<CheckReport>,
-) -> thunderhead_core::Result<Option<CheckReport>> {
-    match result {
-        Ok(report) => Ok(Some(report)),
-        Err(Error::Invariant { location, reason })
-            if !strict
-                && std::env::var_os("THUNDERHEAD_STRICT_CHECK").is_none()
-                && is_known_bug_report(pager, &location, &reason) =>
-        {
-            Ok(None)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-fn is_known_bug_report(pager: &Pager<MemStore>, location: &str, reason: &str) -> bool {
-    is_shared_overflow_report(pager, location, reason)
-        || ((reason.starts_with("leaf weighs ") || reason.starts_with("branch weighs "))
-            && reason.ends_with(" bytes, under the minimum"))
-        || reason == "branch with 1 children"
-        || (reason.starts_with("journal holds ") && reason.ends_with(" pending bytes, over budget"))
-}
-
-/// Whether `check()`'s "extent overlaps" report names one overflow extent counted twice.
-fn is_shared_overflow_report(pager: &Pager<MemStore>, location: &str, reason: &str) -> bool {
-    let parse = || -> Option<bool> {
-        let page: u64 = location.strip_prefix('#')?.parse().ok()?;
-        let rest = reason.strip_prefix("extent overlaps (PageId(")?;
-        let (first, rest) = rest.split_once("), ")?;
-        let (count, _) = rest.split_once(')')?;
-        let (first, count): (u64, u32) = (first.parse().ok()?, count.parse().ok()?);
-        let bytes = resolve(pager.store().read(PageId(page), count)).ok()?;
-        Some(first == page && bytes.first() == Some(&OVERFLOW_KIND))
-    };
-    parse().unwrap_or(false)
-}
-
-/// First byte of an overflow extent.
-const OVERFLOW_KIND: u8 = 4;
-
 struct Harness {
     pager: Arc<Pager<MemStore>>,
     tree: Tree<MemStore>,
@@ -505,8 +445,6 @@ struct Harness {
     versions: Vec<(Version, Model)>,
     ops_since_check: usize,
     max_height: usize,
-    /// Tolerate no known engine bug (for the reproductions).
-    strict: bool,
 }
 
 impl Harness {
@@ -519,15 +457,12 @@ impl Harness {
             versions: Vec::new(),
             ops_since_check: 0,
             max_height: 0,
-            strict: false,
         }
     }
 
     fn check_tree(&mut self, what: &str) -> TestResult {
-        let result = tolerate_known_check_bug(self.strict, &self.pager, self.tree.check());
-        if let Some(report) = ok(result, || format!("{what}: tree.check()"))? {
-            self.max_height = self.max_height.max(report.height);
-        }
+        let report = ok(self.tree.check(), || format!("{what}: tree.check()"))?;
+        self.max_height = self.max_height.max(report.height);
         self.ops_since_check = 0;
         Ok(())
     }
@@ -537,10 +472,7 @@ impl Harness {
         let what = format!("version #{index} ({version:?})");
         let snapshot = Snapshot::new(self.pager.clone(), *version);
         prop_assert_eq!(snapshot.version(), *version);
-        ok(
-            tolerate_known_check_bug(self.strict, &self.pager, snapshot.check()),
-            || format!("{what}: snapshot.check()"),
-        )?;
+        ok(snapshot.check(), || format!("{what}: snapshot.check()"))?;
         if full {
             check_all(&snapshot, model, &what)?;
         } else {
@@ -897,7 +829,7 @@ fn over_long_keys_are_refused() {
     tree.commit().unwrap();
 }
 
-/// ENGINE BUG: `check()` fails with "extent overlaps (PageId(1), 1): a page is used
+/// Regression (fixed): `check()` fails with "extent overlaps (PageId(1), 1): a page is used
 /// twice" on a healthy tree. The overflow extent of `k00`'s value is referenced by the
 /// put message in the root's stored journal segment and, after that message is flushed
 /// to the leaf, by the leaf entry as well; the segment stays live (the other child's
@@ -905,8 +837,7 @@ fn over_long_keys_are_refused() {
 /// segment, dead ones included, so the shared extent is counted twice. The data reads
 /// back correctly; only the checker is wrong.
 #[test]
-#[ignore = "engine bug: check() counts an overflow extent shared by a flushed journal message and a leaf as a page used twice"]
-fn engine_bug_check_rejects_shared_overflow_extent() {
+fn regression_check_rejects_shared_overflow_extent() {
     let config = TreeConfig {
         journal_bytes_max: 1024,
         ..TreeConfig::default()
@@ -928,7 +859,7 @@ fn engine_bug_check_rejects_shared_overflow_extent() {
     tree.check().unwrap();
 }
 
-/// ENGINE BUG: a non-root leaf with no entries survives. The range delete empties the
+/// Regression (fixed): a non-root leaf with no entries survives. The range delete empties the
 /// `z…` leaves; `fix_child` keeps a light child when its branch has a single child
 /// (`branch.children.len() == 1`), so a level-1 branch is left holding one empty leaf;
 /// `merge_children` then merges that branch with its sibling by concatenating their
@@ -936,8 +867,7 @@ fn engine_bug_check_rejects_shared_overflow_extent() {
 /// copy of `flush.rs`.) Reads stay correct; `check()` reports "leaf weighs 0 bytes,
 /// under the minimum" at a transient node, and the same leaf would be committed.
 #[test]
-#[ignore = "engine bug: merging a single-child branch with its sibling keeps an empty leaf (leaf under the fill minimum)"]
-fn engine_bug_empty_leaf_left_after_branch_merge() {
+fn regression_empty_leaf_left_after_branch_merge() {
     let config = TreeConfig {
         journal_bytes_max: 1024,
         ..TreeConfig::default()
@@ -967,7 +897,7 @@ fn engine_bug_empty_leaf_left_after_branch_merge() {
     tree.check().unwrap(); // fails: "leaf weighs 0 bytes, under the minimum"
 }
 
-/// ENGINE BUG: a commit can leave a journal over its budget. The first flush splits the
+/// Regression (fixed): a commit can leave a journal over its budget. The first flush splits the
 /// range delete `..` (17 journal bytes): children already flushed are past it, so when
 /// `persist_journal` later merges that segment into the new one, `materialize` turns the
 /// live part into a piece clipped to a pivot (`[b"k\0\x0b", ∞)`, 3 bytes longer) that
@@ -976,8 +906,7 @@ fn engine_bug_empty_leaf_left_after_branch_merge() {
 /// invariant: `check()` reports "journal holds 2060 pending bytes, over budget".
 /// (Confirmed by instrumenting a copy of `journal.rs`.)
 #[test]
-#[ignore = "engine bug: commit merges segments into clipped range pieces that push the journal over budget, without draining"]
-fn engine_bug_commit_leaves_journal_over_budget() {
+fn regression_commit_leaves_journal_over_budget() {
     let config = TreeConfig {
         journal_bytes_max: 2048,
         ..TreeConfig::default()
@@ -1003,15 +932,14 @@ fn engine_bug_commit_leaves_journal_over_budget() {
     }
 }
 
-/// ENGINE BUG (same root cause as `engine_bug_empty_leaf_left_after_branch_merge`): a
+/// Regression (fixed; same root cause as `regression_empty_leaf_left_after_branch_merge`): a
 /// non-root branch with a single child survives. The range delete empties most of a
 /// 4-level tree; merges reduce a level-1 branch to one child, its level-2 parent to one
 /// child (kept by the `children.len() == 1` escape in `fix_child`), and when that
 /// level-2 branch is merged with its sibling, `merge_children` adopts the one-child
 /// level-1 branch without fixing it. `check()` reports "branch with 1 children".
 #[test]
-#[ignore = "engine bug: merging a single-child branch with its sibling keeps a one-child branch"]
-fn engine_bug_single_child_branch_left_after_merge() {
+fn regression_single_child_branch_left_after_merge() {
     let config = TreeConfig {
         journal_bytes_max: 512,
         ..TreeConfig::default()
@@ -1040,15 +968,14 @@ fn engine_bug_single_child_branch_left_after_merge() {
     tree.check().unwrap(); // fails: "branch with 1 children"
 }
 
-/// ENGINE BUG (same root cause as `engine_bug_empty_leaf_left_after_branch_merge`): an
+/// Regression (fixed; same root cause as `regression_empty_leaf_left_after_branch_merge`): an
 /// under-filled branch survives. After the range delete, a level-1 branch of weight 472
 /// (minimum 1024) is the single child of a level-2 branch (kept by the
 /// `children.len() == 1` escape in `fix_child`); that level-2 branch is then merged with
 /// its sibling and the light level-1 branch is adopted unchanged. `check()` reports
 /// "branch weighs 472 bytes, under the minimum".
 #[test]
-#[ignore = "engine bug: merging a single-child branch with its sibling keeps an under-filled branch"]
-fn engine_bug_light_branch_left_after_merge() {
+fn regression_light_branch_left_after_merge() {
     let config = TreeConfig {
         journal_bytes_max: 512,
         ..TreeConfig::default()
@@ -1074,15 +1001,14 @@ fn engine_bug_light_branch_left_after_merge() {
     tree.check().unwrap(); // fails: "branch weighs 472 bytes, under the minimum"
 }
 
-/// ENGINE BUG (same root cause as `engine_bug_commit_leaves_journal_over_budget`): a
+/// Regression (fixed; same root cause as `regression_commit_leaves_journal_over_budget`): a
 /// transient branch over its journal budget. Splitting an overflowing level-1 branch,
 /// `split_node` materializes all its segments and the range delete's live parts come
 /// back clipped to children's (400-byte) bounds, so one piece's journal weighs 4648
 /// bytes against a 4172-byte budget; `split_child` never drains the pieces. (Confirmed
 /// by instrumenting a copy of `flush.rs`.) Values of the puts are irrelevant filler.
 #[test]
-#[ignore = "engine bug: a branch split re-materializes clipped range tombstones and leaves a piece over its journal budget"]
-fn engine_bug_branch_split_leaves_journal_over_budget() {
+fn regression_branch_split_leaves_journal_over_budget() {
     let config = TreeConfig {
         journal_bytes_max: 4172,
         ..TreeConfig::default()
@@ -1119,7 +1045,6 @@ fn engine_bug_branch_split_leaves_journal_over_budget() {
         bulk([vec![b'q'; 106], vec![0xB2]].concat(), 105, 31),
     ];
     let mut harness = Harness::new(4096, &config);
-    harness.strict = true;
     // Fails: "tree.check(): ... journal holds 4648 pending bytes, over budget".
     harness.run_all(&ops).unwrap();
 }

@@ -50,9 +50,12 @@ const _: () = assert!(std::mem::size_of::<OverflowRef>() == OverflowRef::ENCODED
 
 const HEADER_BYTES: usize = std::mem::size_of::<OverflowHeader>();
 
-/// Pages an overflow extent of a `value_len`-byte value occupies.
+/// Pages an overflow extent of a `value_len`-byte value occupies. The length may come
+/// from a damaged page, so the sum saturates; callers reject counts past `u32::MAX`.
 pub(crate) fn overflow_page_count(value_len: u64, page_size: usize) -> u64 {
-    (value_len + HEADER_BYTES as u64).div_ceil(page_size as u64)
+    value_len
+        .saturating_add(HEADER_BYTES as u64)
+        .div_ceil(page_size as u64)
 }
 
 /// Encodes `value` as an overflow extent; returns the sealed bytes and their checksum.

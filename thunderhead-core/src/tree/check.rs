@@ -274,8 +274,12 @@ impl<S: PageStore> Checker<'_, S> {
             let mut messages = Buffer::default();
             crate::tree::view::segment_collect(&segment, 0, None, None, &mut messages);
             self.messages_inside(node_ref, &messages, fences)?;
+            // A message at or below its child's watermark is dead: its value now lives (or
+            // lived) below, which may be the very same overflow extent, so only live
+            // messages own what they point to.
             for (key, message) in &messages.points {
-                if let crate::node::PointOp::Put(value) = &message.op {
+                let live = message.seq > shadow.children[shadow.route(key)].watermark;
+                if let (true, crate::node::PointOp::Put(value)) = (live, &message.op) {
                     self.value(node_ref, key, value)?;
                 }
             }

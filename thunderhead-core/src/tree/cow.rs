@@ -3,9 +3,11 @@
 
 use thunderhead_disk::{PageId, PageStore};
 
+use crate::config::JOURNAL_SEGMENTS_MAX;
 use crate::error::{Error, Result};
 use crate::node::{Branch, Buffer, Child, Fences, Leaf, Node, NodeRef, StoredRef};
 use crate::pager::{LoadedNode, Pager};
+use crate::tree::journal::materialize;
 
 /// Makes `node` transient (decoding it if stored) and returns it. `fences` are the
 /// node's fences, which give back the key prefix its page does not store.
@@ -66,14 +68,21 @@ fn decode<S: PageStore>(pager: &Pager<S>, stored: StoredRef, fences: &Fences) ->
             let segments = (0..page.segment_count())
                 .map(|index| page.segment(index))
                 .collect();
-            Node::Branch(Branch {
+            let mut branch = Branch {
                 level: page.level(),
                 pivots,
                 children,
                 buffer: Buffer::default(),
                 segments,
                 seq_high: page.seq_high(),
-            })
+            };
+            // A transient journal always has room for one more segment, so a commit can
+            // write its buffer whatever else happens to the node. The folded messages may
+            // push the journal past its budget: every caller drains what it decodes.
+            if branch.segments.len() >= JOURNAL_SEGMENTS_MAX {
+                materialize(pager, &mut branch, usize::MAX)?;
+            }
+            Node::Branch(branch)
         }
     })
 }
@@ -89,6 +98,7 @@ fn check_implied(page: PageId, stored: usize, expected: usize) -> Result<()> {
 }
 
 /// The transient node behind `node`; callers only ask after making it transient.
+#[cfg(test)]
 pub(crate) fn transient(node: &NodeRef) -> &Node {
     match node {
         NodeRef::Transient(node) => node,
@@ -96,6 +106,7 @@ pub(crate) fn transient(node: &NodeRef) -> &Node {
     }
 }
 
+/// The transient node behind `node`, mutably.
 pub(crate) fn transient_mut(node: &mut NodeRef) -> &mut Node {
     match node {
         NodeRef::Transient(node) => node,

@@ -12,7 +12,7 @@ use crate::key::shortest_separator;
 use crate::node::{Branch, Buffer, Child, Fences, Leaf, Node, NodeRef, entry_weight};
 use crate::page::{branch_layout_bytes, leaf_layout_bytes};
 use crate::pager::Pager;
-use crate::tree::cow::{into_transient, make_transient, transient, transient_mut};
+use crate::tree::cow::{into_transient, make_transient, transient_mut};
 use crate::tree::journal::{materialize, take_for_child};
 
 /// Flushes the heaviest child until the journal is within budget.
@@ -29,26 +29,14 @@ pub(crate) fn drain<S: PageStore>(
     Ok(())
 }
 
-/// Sends child `index` its messages, then restores the child's size invariants.
+/// Sends child `index` its messages, then restores the child's invariants.
 pub(crate) fn flush_child<S: PageStore>(
     pager: &Pager<S>,
     branch: &mut Branch,
     fences: &Fences,
     index: usize,
 ) -> Result<()> {
-    let batch = take_for_child(pager, branch, index)?;
-    let child_fences = branch.child_fences(index, fences);
-    let level = branch.level - 1;
-    let child = make_transient(
-        pager,
-        &mut branch.children[index].node,
-        &child_fences,
-        Some(level),
-    )?;
-    absorb(child, batch);
-    if let Node::Branch(child) = child {
-        drain(pager, child, &child_fences)?;
-    }
+    settle_child(pager, branch, fences, index)?;
     fix_child(pager, branch, fences, index)
 }
 
@@ -75,7 +63,12 @@ pub(crate) fn overflows(limits: &Limits, node: &Node, fences: &Fences) -> bool {
     used > limits.page_size_bytes
 }
 
-/// Splits child `index` if it overflows, merges it with siblings while it is too light.
+/// Restores the invariants of transient child `index` and of whatever it turns into: a
+/// journal over budget drains, a node too big for its page splits (and each piece is
+/// fixed in turn, since a split branch's journal pieces may weigh more than the whole
+/// did), and a node too light, or a branch left with one child, merges with a sibling.
+/// A branch's own single child is left alone: the branch is then light itself, and its
+/// parent merges it away (or the root steps aside for it).
 pub(crate) fn fix_child<S: PageStore>(
     pager: &Pager<S>,
     branch: &mut Branch,
@@ -85,11 +78,20 @@ pub(crate) fn fix_child<S: PageStore>(
     let limits = *pager.limits();
     loop {
         let child_fences = branch.child_fences(index, fences);
-        let child = transient(&branch.children[index].node);
-        if overflows(&limits, child, &child_fences) {
-            return split_child(pager, branch, index);
+        let child = transient_mut(&mut branch.children[index].node);
+        if let Node::Branch(child) = child {
+            drain(pager, child, &child_fences)?;
         }
-        if child.weight() >= limits.node_fill_min_bytes || branch.children.len() == 1 {
+        if overflows(&limits, child, &child_fences) {
+            let pieces = split_child(pager, branch, fences, index)?;
+            // Right to left, so that what a piece turns into leaves the indices of the
+            // pieces still to fix unchanged.
+            for piece in (index..index + pieces).rev() {
+                fix_child(pager, branch, fences, piece)?;
+            }
+            return Ok(());
+        }
+        if !is_light(&limits, child) || branch.children.len() == 1 {
             return Ok(());
         }
         let left = if index + 1 < branch.children.len() {
@@ -100,6 +102,31 @@ pub(crate) fn fix_child<S: PageStore>(
         merge_children(pager, branch, fences, left)?;
         index = left;
     }
+}
+
+/// Whether a non-root node breaks the fill minimum.
+fn is_light(limits: &Limits, node: &Node) -> bool {
+    let lonely = matches!(node, Node::Branch(branch) if branch.children.len() < 2);
+    lonely || node.weight() < limits.node_fill_min_bytes
+}
+
+/// Fixes every transient child of `branch`, right to left. Used where children were
+/// adopted or rewritten wholesale (a merge of branches, a commit) rather than flushed.
+pub(crate) fn fix_children<S: PageStore>(
+    pager: &Pager<S>,
+    branch: &mut Branch,
+    fences: &Fences,
+) -> Result<()> {
+    let mut index = branch.children.len();
+    while index > 0 {
+        index -= 1;
+        // A merge at `index` may have consumed the child to its right; clamp.
+        index = index.min(branch.children.len() - 1);
+        if matches!(branch.children[index].node, NodeRef::Transient(_)) {
+            fix_child(pager, branch, fences, index)?;
+        }
+    }
+    Ok(())
 }
 
 /// Gives child `index` every message the branch holds for it, making it transient.
@@ -122,12 +149,16 @@ fn settle_child<S: PageStore>(
     Ok(())
 }
 
-/// Replaces child `index` by the pieces it splits into.
-fn split_child<S: PageStore>(pager: &Pager<S>, branch: &mut Branch, index: usize) -> Result<()> {
-    debug_assert_eq!(
-        branch.children[index].pending_bytes, 0,
-        "a child is split only once it holds its messages"
-    );
+/// Replaces child `index` by the pieces it splits into; returns how many there are.
+/// The pieces start with fresh watermarks, so the child first takes every message the
+/// branch still holds for it.
+fn split_child<S: PageStore>(
+    pager: &Pager<S>,
+    branch: &mut Branch,
+    fences: &Fences,
+    index: usize,
+) -> Result<usize> {
+    settle_child(pager, branch, fences, index)?;
     let limits = *pager.limits();
     let placeholder = NodeRef::Transient(Box::new(Node::Leaf(Leaf::default())));
     let node = into_transient(std::mem::replace(
@@ -135,6 +166,7 @@ fn split_child<S: PageStore>(pager: &Pager<S>, branch: &mut Branch, index: usize
         placeholder,
     ));
     let (pieces, separators) = split_node(pager, &limits, node)?;
+    let count = pieces.len();
     let watermark = branch.seq_high;
     let new_children = pieces.into_iter().map(|piece| Child {
         node: NodeRef::Transient(Box::new(piece)),
@@ -143,7 +175,7 @@ fn split_child<S: PageStore>(pager: &Pager<S>, branch: &mut Branch, index: usize
     });
     branch.children.splice(index..=index, new_children);
     branch.pivots.splice(index..index, separators);
-    Ok(())
+    Ok(count)
 }
 
 /// Splits an overflowing node into pieces of even weight; returns them with the pivots
@@ -269,7 +301,9 @@ fn merge_children<S: PageStore>(
             merged.buffer.absorb(right.buffer);
             merged.seq_high = merged.seq_high.max(right.seq_high);
             reset_tallies(merged);
-            drain(pager, merged, &merged_fences)?;
+            // A branch merged because it had one child brings that child along, and the
+            // child may be light: it was exempt while it had no sibling.
+            fix_children(pager, merged, &merged_fences)?;
         }
         _ => unreachable!("siblings share a level"),
     }

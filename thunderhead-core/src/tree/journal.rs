@@ -105,12 +105,10 @@ pub(crate) fn materialize<S: PageStore>(
     Ok(())
 }
 
+/// A stored tally is read from disk and may be short; it saturates rather than trusts it,
+/// and `check()` reports the mismatch.
 fn uncount(branch: &mut Branch, child: usize, bytes: u64) {
     let tally = &mut branch.children[child].pending_bytes;
-    debug_assert!(
-        *tally >= bytes,
-        "tally {tally} below a live message of {bytes} bytes"
-    );
     *tally = tally.saturating_sub(bytes);
 }
 
@@ -165,10 +163,11 @@ pub(crate) fn segment_tallies<S: PageStore>(pager: &Pager<S>, branch: &Branch) -
     Ok(tallies)
 }
 
-/// Writes the buffer out as the journal's newest segment, first dropping dead segments
-/// and merging small or surplus ones so that a journal keeps few segments and little
-/// dead weight.
-pub(crate) fn persist_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branch) -> Result<()> {
+/// Readies a journal for commit: drops dead segments and merges small or surplus ones
+/// into the buffer, so that a journal keeps few segments and little dead weight. The
+/// merged messages may be cut into per-child pieces that weigh more than before, so the
+/// caller drains the journal afterwards.
+pub(crate) fn compact_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branch) -> Result<()> {
     let watermark_min = branch
         .children
         .iter()
@@ -205,6 +204,13 @@ pub(crate) fn persist_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branc
             materialize(pager, branch, count)?;
         }
     }
+    Ok(())
+}
+
+/// Writes the buffer out as the journal's newest segment (after `compact_journal`).
+pub(crate) fn write_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branch) -> Result<()> {
+    let limits = pager.limits();
+    debug_assert!(branch.segments.len() < JOURNAL_SEGMENTS_MAX);
     if branch.buffer.is_empty() {
         return Ok(());
     }

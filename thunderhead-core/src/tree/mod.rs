@@ -30,7 +30,7 @@ use crate::pager::Pager;
 use crate::value::{ValueBytes, ValueStore, ValueStored};
 
 use cow::{make_transient, transient_mut};
-use flush::{drain, overflows, split_node};
+use flush::{drain, fix_children, overflows, split_node};
 use journal::take_for_child;
 
 /// A committed version of a tree: its root page and the last sequence number used.
@@ -205,6 +205,10 @@ impl<S: PageStore> Tree<S> {
     pub fn commit(&mut self) -> Result<Version> {
         self.guarded(|tree| {
             let pager = tree.pager.clone();
+            if matches!(tree.root, NodeRef::Transient(_)) {
+                persist::settle(&pager, &mut tree.root, &Fences::default())?;
+                tree.fix_root()?;
+            }
             let stored = persist::persist(&pager, &mut tree.root, &Fences::default(), tree.seq)?;
             Ok(Version {
                 root: stored.page,
@@ -282,14 +286,16 @@ impl<S: PageStore> Tree<S> {
                         pending_bytes: 0,
                     })
                     .collect();
-                *root = Node::Branch(Branch {
+                let mut branch = Branch {
                     level,
                     pivots,
                     children,
                     buffer: Default::default(),
                     segments: Vec::new(),
                     seq_high: self.seq,
-                });
+                };
+                fix_children(&pager, &mut branch, &unbounded)?;
+                *root = Node::Branch(branch);
                 continue;
             }
             let Node::Branch(branch) = root else {

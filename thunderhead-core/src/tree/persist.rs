@@ -8,7 +8,34 @@ use crate::error::Result;
 use crate::node::{Fences, Node, NodeRef, StoredRef};
 use crate::page::{BranchContents, ChildSlot, encode_branch, encode_leaf};
 use crate::pager::Pager;
-use crate::tree::journal::persist_journal;
+use crate::tree::flush::{drain, fix_children};
+use crate::tree::journal::{compact_journal, write_journal};
+
+/// Readies every transient node for writing, top down: each journal is compacted, which
+/// can push it past its budget, so it drains, and every child that changed shape on the
+/// way is fixed. Afterwards the root may need fixing (`Tree::fix_root`).
+pub(crate) fn settle<S: PageStore>(
+    pager: &Pager<S>,
+    node: &mut NodeRef,
+    fences: &Fences,
+) -> Result<()> {
+    let NodeRef::Transient(node) = node else {
+        return Ok(());
+    };
+    let Node::Branch(branch) = node.as_mut() else {
+        return Ok(());
+    };
+    compact_journal(pager, branch)?;
+    drain(pager, branch, fences)?;
+    for index in 0..branch.children.len() {
+        let child_fences = branch.child_fences(index, fences);
+        settle(pager, &mut branch.children[index].node, &child_fences)?;
+    }
+    fix_children(pager, branch, fences)?;
+    // Handing a child its messages for a merge or split cuts range messages that
+    // straddle it, and the pieces left may weigh more than the whole did.
+    drain(pager, branch, fences)
+}
 
 /// Writes `node` (if transient) and everything transient below it; leaves it stored.
 pub(crate) fn persist<S: PageStore>(
@@ -40,13 +67,7 @@ pub(crate) fn persist<S: PageStore>(
                     birth: stored.birth.into(),
                 });
             }
-            persist_journal(pager, branch)?;
-            // Tallies may have been recounted while segments merged.
-            for (slot, child) in slots.iter_mut().zip(&branch.children) {
-                slot.pending_bytes = u32::try_from(child.pending_bytes)
-                    .unwrap_or(u32::MAX)
-                    .into();
-            }
+            write_journal(pager, branch)?;
             let contents = BranchContents {
                 level: branch.level,
                 implied_len: fences.implied_len(),

@@ -235,7 +235,7 @@ impl<'a> BranchView<'a> {
                 view_stored(pager, stored)?
             }
         };
-        if child.level() + 1 != self.level() {
+        if child.level().checked_add(1) != Some(self.level()) {
             let location = self
                 .stored_child(index)
                 .map_or(PageId::NONE, |stored| stored.page);
