@@ -124,10 +124,33 @@ fn get(c: &mut Criterion) {
     group.finish();
 }
 
+/// A committed version of `data` written with a one-byte journal budget: every message
+/// goes straight down to its leaf, so the journals are empty, as in a plain B+ tree.
+fn committed_drained(data: &Data) -> (Arc<Pager<MemStore>>, Version) {
+    let config = TreeConfig {
+        journal_bytes_max: 1,
+        ..TreeConfig::default()
+    };
+    let store = MemStore::new(PAGE_SIZE).expect("page size");
+    let pager = Arc::new(Pager::new(store, &config).expect("pager"));
+    let mut tree = Tree::new(pager.clone());
+    for (key, value) in data {
+        tree.put(key, value).expect("put");
+    }
+    let version = tree.commit().expect("commit");
+    let report = Snapshot::new(pager.clone(), version)
+        .check()
+        .expect("check");
+    assert_eq!(report.journal_pending_bytes, 0, "journals drained");
+    (pager, version)
+}
+
 fn scan(c: &mut Criterion) {
     let data = data();
     let (pager, version) = committed(&data);
     let snapshot = Snapshot::new(pager, version);
+    let (pager, version) = committed_drained(&data);
+    let drained = Snapshot::new(pager, version);
     let map = btreemap(&data);
     let expected = N * VALUE_LEN;
 
@@ -136,6 +159,22 @@ fn scan(c: &mut Criterion) {
     group.throughput(Throughput::Elements(N as u64));
     for reverse in [false, true] {
         let direction = if reverse { "reverse" } else { "forward" };
+        group.bench_function(BenchmarkId::new("thunderhead_drained", direction), |b| {
+            b.iter(|| {
+                let lengths = |entry: thunderhead_core::Result<_>| {
+                    let (_key, value): (Vec<u8>, thunderhead_core::ValueBytes) =
+                        entry.expect("entry");
+                    value.len()
+                };
+                let total: usize = if reverse {
+                    drained.iter().rev().map(lengths).sum()
+                } else {
+                    drained.iter().map(lengths).sum()
+                };
+                assert_eq!(total, expected);
+                total
+            })
+        });
         group.bench_function(BenchmarkId::new("thunderhead", direction), |b| {
             b.iter(|| {
                 let lengths = |entry: thunderhead_core::Result<_>| {

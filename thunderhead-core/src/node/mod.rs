@@ -12,7 +12,7 @@ pub(crate) use branch::{BRANCH_ENTRY_OVERHEAD_BYTES, Branch, Child};
 pub(crate) use buffer::Buffer;
 #[cfg(test)]
 pub(crate) use buffer::range_message;
-pub(crate) use leaf::{Leaf, merge_entries};
+pub(crate) use leaf::Leaf;
 pub(crate) use message::{Newest, PointMessage, PointOp, RangeMessage, RangeSweep, Verdict};
 
 use thunderhead_disk::PageId;

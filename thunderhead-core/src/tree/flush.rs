@@ -86,7 +86,10 @@ pub(crate) fn fix_child<S: PageStore>(
             let pieces = split_child(pager, branch, fences, index)?;
             // Right to left, so that what a piece turns into leaves the indices of the
             // pieces still to fix unchanged.
+            // A piece that turns light merges with a neighbour, maybe one already fixed
+            // on its left, so the indices still to visit are clamped to what is left.
             for piece in (index..index + pieces).rev() {
+                let piece = piece.min(branch.children.len() - 1);
                 fix_child(pager, branch, fences, piece)?;
             }
             return Ok(());

@@ -10,7 +10,7 @@ use thunderhead_disk::PageStore;
 use crate::config::TREE_DEPTH_MAX;
 use crate::error::Result;
 use crate::key::KeyRange;
-use crate::node::{Buffer, Entry, Fences, NodeRef, merge_entries};
+use crate::node::{Buffer, Entry, Fences, NodeRef, PointOp, RangeSweep};
 use crate::page::LeafPage;
 use crate::pager::Pager;
 use crate::tree::read::{depth_exceeded, load_value};
@@ -34,8 +34,27 @@ struct Side<'a> {
     leaf: Option<LeafCursor<'a>>,
     /// Where the next leaf starts (front) or ends (back); `None` before the first leaf.
     next: Next,
-    /// Last key yielded from this end, to stop when the ends meet.
-    last_key: Option<Vec<u8>>,
+    /// Last key yielded from the leaves this end has left behind; with the cursor, it
+    /// tells where this end stands, so the other can stop where they meet. Kept per leaf
+    /// rather than per item: copying every key yielded would cost a scan dearly.
+    passed: Option<Vec<u8>>,
+}
+
+impl Side<'_> {
+    /// The last key this end yielded, if any; `front` says which end it is.
+    fn last_key(&self, front: bool) -> Option<Vec<u8>> {
+        if let Some(leaf) = &self.leaf {
+            let yielded = if front {
+                (leaf.front > leaf.first).then(|| leaf.front - 1)
+            } else {
+                (leaf.back < leaf.end).then_some(leaf.back)
+            };
+            if let Some(index) = yielded {
+                return Some(leaf.entries.key(index));
+            }
+        }
+        self.passed.clone()
+    }
 }
 
 enum Next {
@@ -49,48 +68,87 @@ struct LeafCursor<'a> {
     /// Entries not yet yielded: `[front, back)`.
     front: usize,
     back: usize,
+    /// The bounds `[first, end)` the cursor started with.
+    first: usize,
+    end: usize,
 }
 
+/// A leaf's entries as the iterator sees them: the leaf itself (read in place), or the
+/// leaf seen through the messages its ancestors hold for it.
 enum LeafEntries<'a> {
+    Base(Base<'a>),
+    Merged(Base<'a>, Overlay),
+}
+
+/// A leaf's own entries.
+enum Base<'a> {
     Stored {
         page: Arc<LeafPage>,
+        /// The keys' shared prefix: implied by the fences, then the page's local one.
         prefix: Vec<u8>,
     },
     Borrowed(&'a [Entry]),
-    Owned(Vec<Entry>),
 }
 
-impl LeafEntries<'_> {
+/// The result of merging a leaf with journal messages, as indices rather than copies:
+/// the leaf's surviving entries are still read in place.
+struct Overlay {
+    order: Vec<Source>,
+    /// Values put by messages, with their keys, in key order.
+    puts: Vec<(Vec<u8>, ValueStored)>,
+}
+
+#[derive(Clone, Copy)]
+enum Source {
+    Base(u32),
+    Put(u32),
+}
+
+impl Base<'_> {
     fn len(&self) -> usize {
         match self {
-            LeafEntries::Stored { page, .. } => page.len(),
-            LeafEntries::Borrowed(entries) => entries.len(),
-            LeafEntries::Owned(entries) => entries.len(),
+            Base::Stored { page, .. } => page.len(),
+            Base::Borrowed(entries) => entries.len(),
         }
     }
 
     fn key(&self, index: usize) -> Vec<u8> {
         match self {
-            LeafEntries::Stored { page, prefix } => {
-                [prefix.as_slice(), page.suffix(index)].concat()
+            Base::Stored { page, prefix } => {
+                let suffix = page.suffix(index);
+                let mut key = Vec::with_capacity(prefix.len() + suffix.len());
+                key.extend_from_slice(prefix);
+                key.extend_from_slice(suffix);
+                key
             }
-            LeafEntries::Borrowed(entries) => entries[index].key.clone(),
-            LeafEntries::Owned(entries) => entries[index].key.clone(),
+            Base::Borrowed(entries) => entries[index].key.clone(),
+        }
+    }
+
+    /// Writes key `index` into `out` (replacing what it held), without allocating once
+    /// `out` has grown to the longest key.
+    fn key_into(&self, index: usize, out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Base::Stored { page, prefix } => {
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(page.suffix(index));
+            }
+            Base::Borrowed(entries) => out.extend_from_slice(&entries[index].key),
         }
     }
 
     fn value(&self, index: usize) -> ValueStored {
         match self {
-            LeafEntries::Stored { page, .. } => page.value(index),
-            LeafEntries::Borrowed(entries) => entries[index].value.clone(),
-            LeafEntries::Owned(entries) => entries[index].value.clone(),
+            Base::Stored { page, .. } => page.value(index),
+            Base::Borrowed(entries) => entries[index].value.clone(),
         }
     }
 
     /// Index of the first entry with a key at or above `key`.
     fn lower_bound(&self, key: &[u8]) -> usize {
         match self {
-            LeafEntries::Stored { page, prefix } => {
+            Base::Stored { page, prefix } => {
                 let implied = prefix.len() - page.local_prefix().len();
                 match key.get(..implied) {
                     Some(head) if head == &prefix[..implied] => {
@@ -101,21 +159,115 @@ impl LeafEntries<'_> {
                     _ => page.len(),
                 }
             }
-            LeafEntries::Borrowed(entries) => {
-                entries.partition_point(|entry| entry.key.as_slice() < key)
+            Base::Borrowed(entries) => entries.partition_point(|entry| entry.key.as_slice() < key),
+        }
+    }
+
+    /// Merges the leaf with `messages` (all newer than it) in one pass, with the same
+    /// rules as a leaf applying a batch: a point message replaces or deletes its key unless a
+    /// newer range covers it; a range hides the leaf entries it covers.
+    fn merge(&self, messages: Buffer) -> Overlay {
+        let mut sweep = RangeSweep::new(&messages.ranges);
+        let mut order = Vec::with_capacity(self.len() + messages.points.len());
+        let mut puts = Vec::new();
+        let mut points = messages.points.into_iter().peekable();
+        let mut key = Vec::new();
+        let mut index = 0;
+        let len = self.len();
+        loop {
+            if index < len {
+                self.key_into(index, &mut key);
             }
-            LeafEntries::Owned(entries) => {
-                entries.partition_point(|entry| entry.key.as_slice() < key)
+            let take_point = match points.peek() {
+                None if index >= len => break,
+                None => false,
+                Some(_) if index >= len => true,
+                Some((point, _)) => point.as_slice() <= key.as_slice(),
+            };
+            if take_point {
+                let (point, message) = points.next().expect("peeked");
+                if index < len && point == key {
+                    index += 1;
+                }
+                if message.seq > sweep.covering_seq(&point)
+                    && let PointOp::Put(value) = message.op
+                {
+                    order.push(Source::Put(puts.len() as u32));
+                    puts.push((point, value));
+                }
+            } else {
+                if messages.ranges.is_empty() || sweep.covering_seq(&key) == 0 {
+                    order.push(Source::Base(index as u32));
+                }
+                index += 1;
             }
         }
+        Overlay { order, puts }
     }
 }
 
-/// Records the last key yielded from one end, reusing its allocation.
-fn remember(last_key: &mut Option<Vec<u8>>, key: &[u8]) {
-    let last = last_key.get_or_insert_with(Vec::new);
-    last.clear();
-    last.extend_from_slice(key);
+impl LeafEntries<'_> {
+    fn len(&self) -> usize {
+        match self {
+            LeafEntries::Base(base) => base.len(),
+            LeafEntries::Merged(_, overlay) => overlay.order.len(),
+        }
+    }
+
+    /// Key `index`, in a vector of exactly its length (it is handed to the caller).
+    fn key(&self, index: usize) -> Vec<u8> {
+        match self {
+            LeafEntries::Base(base) => base.key(index),
+            LeafEntries::Merged(base, overlay) => match overlay.order[index] {
+                Source::Base(at) => base.key(at as usize),
+                Source::Put(at) => overlay.puts[at as usize].0.clone(),
+            },
+        }
+    }
+
+    fn key_into(&self, index: usize, out: &mut Vec<u8>) {
+        match self {
+            LeafEntries::Base(base) => base.key_into(index, out),
+            LeafEntries::Merged(base, overlay) => match overlay.order[index] {
+                Source::Base(at) => base.key_into(at as usize, out),
+                Source::Put(at) => {
+                    out.clear();
+                    out.extend_from_slice(&overlay.puts[at as usize].0);
+                }
+            },
+        }
+    }
+
+    fn value(&self, index: usize) -> ValueStored {
+        match self {
+            LeafEntries::Base(base) => base.value(index),
+            LeafEntries::Merged(base, overlay) => match overlay.order[index] {
+                Source::Base(at) => base.value(at as usize),
+                Source::Put(at) => overlay.puts[at as usize].1.clone(),
+            },
+        }
+    }
+
+    /// Index of the first entry with a key at or above `key`.
+    fn lower_bound(&self, key: &[u8]) -> usize {
+        match self {
+            LeafEntries::Base(base) => base.lower_bound(key),
+            LeafEntries::Merged(..) => {
+                let mut scratch = Vec::new();
+                let (mut low, mut high) = (0, self.len());
+                while low < high {
+                    let middle = low + (high - low) / 2;
+                    self.key_into(middle, &mut scratch);
+                    if scratch.as_slice() < key {
+                        low = middle + 1;
+                    } else {
+                        high = middle;
+                    }
+                }
+                low
+            }
+        }
+    }
 }
 
 /// Which leaf to descend to.
@@ -131,7 +283,7 @@ impl<'a, S: PageStore> Range<'a, S> {
         let side = || Side {
             leaf: None,
             next: Next::Start,
-            last_key: None,
+            passed: None,
         };
         let finished = bounds.is_empty();
         Self {
@@ -179,16 +331,18 @@ impl<'a, S: PageStore> Range<'a, S> {
                 &mut overlay,
             )?;
         }
-        let entries = if !overlay.is_empty() {
-            LeafEntries::Owned(merge_entries(leaf.entries(&fences).into_iter(), overlay))
-        } else {
-            match leaf {
-                LeafView::Stored(page) => {
-                    let prefix = [fences.implied_prefix(), page.local_prefix()].concat();
-                    LeafEntries::Stored { page, prefix }
-                }
-                LeafView::Transient(leaf) => LeafEntries::Borrowed(&leaf.entries),
+        let base = match leaf {
+            LeafView::Stored(page) => {
+                let prefix = [fences.implied_prefix(), page.local_prefix()].concat();
+                Base::Stored { page, prefix }
             }
+            LeafView::Transient(leaf) => Base::Borrowed(&leaf.entries),
+        };
+        let entries = if overlay.is_empty() {
+            LeafEntries::Base(base)
+        } else {
+            let merged = base.merge(overlay);
+            LeafEntries::Merged(base, merged)
         };
         let front = match fences.low() {
             Some(low) if low >= self.bounds.start.as_slice() => 0,
@@ -205,6 +359,8 @@ impl<'a, S: PageStore> Range<'a, S> {
                 entries,
                 front,
                 back,
+                first: front,
+                end: back,
             },
             fences,
         ))
@@ -236,11 +392,10 @@ impl<S: PageStore> Iterator for Range<'_, S> {
                 let index = leaf.front;
                 leaf.front += 1;
                 let key = leaf.entries.key(index);
-                if self.back.last_key.as_ref().is_some_and(|back| key >= *back) {
+                if self.back.last_key(false).is_some_and(|back| key >= back) {
                     self.finished = true;
                     return None;
                 }
-                remember(&mut self.front.last_key, &key);
                 let entries = &self.front.leaf.as_ref().expect("leaf present").entries;
                 return Some(
                     self.item(entries, index, key)
@@ -262,6 +417,7 @@ impl<S: PageStore> Iterator for Range<'_, S> {
             match self.load_leaf(Seek::Holding(&seek_key)) {
                 Ok((leaf, fences)) => {
                     self.front.next = fences.high.map_or(Next::Done, Next::At);
+                    self.front.passed = self.front.last_key(true);
                     self.front.leaf = Some(leaf);
                 }
                 Err(error) => return self.fail(error),
@@ -280,16 +436,10 @@ impl<S: PageStore> DoubleEndedIterator for Range<'_, S> {
                 leaf.back -= 1;
                 let index = leaf.back;
                 let key = leaf.entries.key(index);
-                if self
-                    .front
-                    .last_key
-                    .as_ref()
-                    .is_some_and(|front| key <= *front)
-                {
+                if self.front.last_key(true).is_some_and(|front| key <= front) {
                     self.finished = true;
                     return None;
                 }
-                remember(&mut self.back.last_key, &key);
                 let entries = &self.back.leaf.as_ref().expect("leaf present").entries;
                 return Some(
                     self.item(entries, index, key)
@@ -314,6 +464,7 @@ impl<S: PageStore> DoubleEndedIterator for Range<'_, S> {
             match self.load_leaf(Seek::Below(seek_key.as_deref())) {
                 Ok((leaf, fences)) => {
                     self.back.next = fences.low.map_or(Next::Done, Next::At);
+                    self.back.passed = self.back.last_key(false);
                     self.back.leaf = Some(leaf);
                 }
                 Err(error) => return self.fail(error),
