@@ -35,8 +35,47 @@ impl Leaf {
             return;
         }
         let entries = std::mem::take(&mut self.entries);
-        self.entries = merge_entries(entries.into_iter(), batch);
+        self.entries = if batch.ranges.is_empty() {
+            apply_points(entries, batch)
+        } else {
+            merge_entries(entries.into_iter(), batch)
+        };
     }
+}
+
+/// Applies a batch of point messages: each finds its place by galloping search in what is
+/// left of the leaf, and the entries in between move over in bulk. `k` messages into `n`
+/// entries compare about `k log(n / k)` keys, never more than a step-by-step merge.
+fn apply_points(entries: Vec<Entry>, batch: Buffer) -> Vec<Entry> {
+    let mut merged = Vec::with_capacity(entries.len() + batch.points.len());
+    let mut rest = entries.into_iter();
+    for (key, message) in batch.points {
+        let below = gallop(rest.as_slice(), &key);
+        merged.extend(rest.by_ref().take(below));
+        if rest
+            .as_slice()
+            .first()
+            .is_some_and(|entry| entry.key == key)
+        {
+            rest.next();
+        }
+        if let PointOp::Put(value) = message.op {
+            merged.push(Entry { key, value });
+        }
+    }
+    merged.extend(rest);
+    merged
+}
+
+/// Number of entries with keys below `key`, probing 1, 2, 4, ... entries ahead first.
+fn gallop(entries: &[Entry], key: &[u8]) -> usize {
+    let mut high = 1;
+    while high <= entries.len() && entries[high - 1].key.as_slice() < key {
+        high *= 2;
+    }
+    let low = high / 2;
+    let high = high.min(entries.len());
+    low + entries[low..high].partition_point(|entry| entry.key.as_slice() < key)
 }
 
 /// Merges entries (older) with a batch of messages (newer), in key order: a point message
@@ -90,6 +129,39 @@ mod tests {
 
     fn keys(entries: &[Entry]) -> Vec<&[u8]> {
         entries.iter().map(|entry| entry.key.as_slice()).collect()
+    }
+
+    proptest::proptest! {
+        /// The bulk path for batches without ranges agrees with the general merge.
+        #[test]
+        fn apply_points_agrees_with_merge(
+            leaf_keys in proptest::collection::btree_set(proptest::collection::vec(0u8..4, 0..4), 0..40),
+            points in proptest::collection::btree_map(
+                proptest::collection::vec(0u8..4, 0..4),
+                proptest::bool::ANY,
+                0..20,
+            ),
+        ) {
+            let entries: Vec<Entry> = leaf_keys.iter().map(|key| entry(key)).collect();
+            let mut batch = Buffer::default();
+            for (seq, (key, put)) in points.into_iter().enumerate() {
+                let op = if put {
+                    PointOp::Put(ValueStored::Inline(PageSlice::copy_from_slice(b"newer")))
+                } else {
+                    PointOp::Delete
+                };
+                batch.insert_point(key, PointMessage { seq: seq as u64 + 1, op });
+            }
+            let expected = merge_entries(entries.clone().into_iter(), batch.clone());
+            let actual = apply_points(entries, batch);
+            proptest::prop_assert_eq!(keys(&actual), keys(&expected));
+            for (actual, expected) in actual.iter().zip(&expected) {
+                proptest::prop_assert_eq!(
+                    actual.value.stored_bytes(),
+                    expected.value.stored_bytes()
+                );
+            }
+        }
     }
 
     /// Ranges delete old entries but not newer puts; deletes remove; puts insert.
