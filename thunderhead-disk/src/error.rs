@@ -48,6 +48,16 @@ pub enum Error {
         /// The store's page size.
         page_size: usize,
     },
+    /// Another handle (in this process or another) holds the file open for writing.
+    #[error("{path} is locked by another handle")]
+    Locked {
+        /// The file that could not be locked.
+        path: std::path::PathBuf,
+    },
+    /// An earlier sync failed, so what the operating system holds for the file can no
+    /// longer be trusted; the store refuses writes until it is reopened.
+    #[error("the store failed to sync earlier and refuses writes until reopened")]
+    SyncFailed,
 }
 
 /// Result alias for the storage layer.

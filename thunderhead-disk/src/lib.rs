@@ -14,7 +14,10 @@ pub use error::{Error, Result};
 pub use le::{Le16, Le32, Le64};
 pub use page_bytes::{PageBytes, PageSlice};
 pub use page_id::PageId;
-pub use store::{MemStore, PageStore, StoreStats, resolve};
+pub use store::{
+    CrashImage, FaultPlan, FaultStore, FileStore, MemStore, PageStore, SECTOR_BYTES, StoreStats,
+    resolve,
+};
 
 /// Smallest page size a store accepts. Below it a node cannot hold the largest key twice.
 pub const PAGE_SIZE_MIN_BYTES: usize = 4096;

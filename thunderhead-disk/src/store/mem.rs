@@ -1,4 +1,6 @@
 use std::collections::HashMap;
+
+use super::allocator::Allocator;
 use std::future::{Ready, ready};
 use std::sync::Mutex;
 
@@ -11,14 +13,11 @@ pub struct MemStore {
     state: Mutex<MemState>,
 }
 
-#[derive(Default)]
 struct MemState {
     /// Written extents by first page.
     extents: HashMap<u64, PageBytes>,
-    /// Next never-used page; page 0 is reserved.
-    end: u64,
-    /// Freed extents by length, reused first-fit by exact length.
-    free: HashMap<u32, Vec<u64>>,
+    /// Page 0 is reserved.
+    allocator: Allocator,
     stats: StoreStats,
 }
 
@@ -33,15 +32,16 @@ impl MemStore {
         Ok(Self {
             page_size,
             state: Mutex::new(MemState {
-                end: 1,
-                ..MemState::default()
+                extents: HashMap::new(),
+                allocator: Allocator::new(1),
+                stats: StoreStats::default(),
             }),
         })
     }
 
     /// Pages ever handed out (the high-water mark, page 0 included).
     pub fn page_count(&self) -> u64 {
-        self.lock().end
+        self.lock().allocator.end()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
@@ -61,19 +61,13 @@ impl PageStore for MemStore {
     }
 
     fn allocate(&self, page_count: u32) -> Result<PageId> {
-        let mut state = self.lock();
-        if let Some(start) = state.free.get_mut(&page_count).and_then(Vec::pop) {
-            return Ok(PageId(start));
-        }
-        let start = state.end;
-        state.end += u64::from(page_count.max(1));
-        Ok(PageId(start))
+        Ok(self.lock().allocator.allocate(page_count))
     }
 
     fn free(&self, start: PageId, page_count: u32) {
         let mut state = self.lock();
         state.extents.remove(&start.0);
-        state.free.entry(page_count).or_default().push(start.0);
+        state.allocator.free(start, page_count);
     }
 
     fn read(&self, start: PageId, page_count: u32) -> Ready<Result<PageBytes>> {
@@ -92,7 +86,7 @@ impl PageStore for MemStore {
             None => Err(Error::OutOfBounds {
                 page: start,
                 page_count: u64::from(page_count),
-                store_pages: state.end,
+                store_pages: state.allocator.end(),
             }),
         };
         state.stats.reads += 1;
@@ -109,11 +103,11 @@ impl PageStore for MemStore {
         }
         let mut state = self.lock();
         let pages = (bytes.len() / self.page_size) as u64;
-        if start.is_none() || start.0 + pages > state.end {
+        if start.is_none() || start.0 + pages > state.allocator.end() {
             return ready(Err(Error::OutOfBounds {
                 page: start,
                 page_count: pages,
-                store_pages: state.end,
+                store_pages: state.allocator.end(),
             }));
         }
         state.stats.writes += 1;

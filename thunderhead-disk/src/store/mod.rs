@@ -2,6 +2,9 @@
 //! backed by anything (a file, memory, a network block device); stores that answer at
 //! once return ready futures, which [`resolve`] completes without parking a thread.
 
+mod allocator;
+mod fault;
+mod file;
 mod mem;
 
 use std::future::Future;
@@ -10,6 +13,8 @@ use std::task::{Context, Poll, Waker};
 
 use crate::{PageBytes, PageId, Result};
 
+pub use fault::{CrashImage, FaultPlan, FaultStore, SECTOR_BYTES};
+pub use file::FileStore;
 pub use mem::MemStore;
 
 /// Counters a store keeps about its traffic.

@@ -1,0 +1,273 @@
+//! A page store in one file. Reads use `pread` into a fresh buffer (the page cache
+//! above keeps what it validated, so a read is the cost of a cache miss); writes use
+//! `pwrite`; `sync` is `sync_data`. The file is locked exclusively while the store is
+//! open, so a second writer gets [`Error::Locked`] instead of a corrupt file, and the
+//! lock dies with the process.
+
+use std::fs::{File, OpenOptions};
+use std::future::{Ready, ready};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::allocator::Allocator;
+use crate::{Error, PageBytes, PageId, PageStore, Result, StoreStats};
+
+/// A page store backed by one file.
+pub struct FileStore {
+    file: File,
+    path: PathBuf,
+    page_size: usize,
+    state: Mutex<FileState>,
+}
+
+struct FileState {
+    /// Page 0 is reserved for the file header.
+    allocator: Allocator,
+    /// Pages the file holds (written or extended to).
+    file_pages: u64,
+    /// Set by a failed sync: after EIO the kernel may have dropped dirty pages, so
+    /// nothing written since the last good sync can be trusted to be on disk.
+    failed: bool,
+    stats: StoreStats,
+}
+
+impl FileStore {
+    /// Creates a new, empty store at `path` (which must not exist).
+    pub fn create(path: impl AsRef<Path>, page_size: usize) -> Result<Self> {
+        check_page_size(page_size)?;
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Self::locked(file, path, page_size, 1)
+    }
+
+    /// Opens the store at `path` for reading and writing.
+    pub fn open(path: impl AsRef<Path>, page_size: usize) -> Result<Self> {
+        check_page_size(page_size)?;
+        let path = path.as_ref();
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = file.metadata()?.len();
+        let pages = len / page_size as u64;
+        Self::locked(file, path, page_size, pages.max(1))
+    }
+
+    fn locked(file: File, path: &Path, page_size: usize, pages: u64) -> Result<Self> {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(error.into()),
+        }
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            page_size,
+            state: Mutex::new(FileState {
+                allocator: Allocator::new(pages),
+                file_pages: pages,
+                failed: false,
+                stats: StoreStats::default(),
+            }),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Pages the file holds.
+    pub fn file_pages(&self) -> u64 {
+        self.lock().file_pages
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
+        // Every update under the lock is a few assignments; a panic cannot leave it torn.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read_now(&self, start: PageId, page_count: u32) -> Result<PageBytes> {
+        let file_pages = self.lock().file_pages;
+        let end = start.0.checked_add(u64::from(page_count));
+        if page_count == 0 || end.is_none_or(|end| end > file_pages) {
+            return Err(Error::OutOfBounds {
+                page: start,
+                page_count: u64::from(page_count),
+                store_pages: file_pages,
+            });
+        }
+        let len = page_count as usize * self.page_size;
+        let mut bytes = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut bytes, start.0 * self.page_size as u64)?;
+        let mut state = self.lock();
+        state.stats.reads += 1;
+        state.stats.read_bytes += len as u64;
+        Ok(PageBytes::new(bytes))
+    }
+
+    fn write_now(&self, start: PageId, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(self.page_size) {
+            return Err(Error::UnalignedWrite {
+                len: bytes.len(),
+                page_size: self.page_size,
+            });
+        }
+        let pages = (bytes.len() / self.page_size) as u64;
+        {
+            let state = self.lock();
+            if state.failed {
+                return Err(Error::SyncFailed);
+            }
+            let end = state.allocator.end().max(state.file_pages);
+            if start.is_none() || start.0.saturating_add(pages) > end {
+                return Err(Error::OutOfBounds {
+                    page: start,
+                    page_count: pages,
+                    store_pages: end,
+                });
+            }
+        }
+        self.file
+            .write_all_at(bytes, start.0 * self.page_size as u64)?;
+        let mut state = self.lock();
+        state.file_pages = state.file_pages.max(start.0 + pages);
+        state.stats.writes += 1;
+        state.stats.written_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn sync_now(&self) -> Result<()> {
+        if self.lock().failed {
+            return Err(Error::SyncFailed);
+        }
+        let result = self.file.sync_data();
+        let mut state = self.lock();
+        state.stats.syncs += 1;
+        if let Err(error) = result {
+            state.failed = true;
+            return Err(error.into());
+        }
+        Ok(())
+    }
+}
+
+fn check_page_size(page_size: usize) -> Result<()> {
+    if !page_size.is_power_of_two()
+        || !(crate::PAGE_SIZE_MIN_BYTES..=crate::PAGE_SIZE_MAX_BYTES).contains(&page_size)
+    {
+        return Err(Error::InvalidPageSize(page_size));
+    }
+    Ok(())
+}
+
+// The file is read and written synchronously: the futures are ready when returned.
+#[allow(refining_impl_trait)]
+impl PageStore for FileStore {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn allocate(&self, page_count: u32) -> Result<PageId> {
+        Ok(self.lock().allocator.allocate(page_count))
+    }
+
+    fn free(&self, start: PageId, page_count: u32) {
+        self.lock().allocator.free(start, page_count);
+    }
+
+    fn read(&self, start: PageId, page_count: u32) -> Ready<Result<PageBytes>> {
+        ready(self.read_now(start, page_count))
+    }
+
+    fn write(&self, start: PageId, bytes: PageBytes) -> Ready<Result<()>> {
+        ready(self.write_now(start, &bytes))
+    }
+
+    fn sync(&self) -> Ready<Result<()>> {
+        ready(self.sync_now())
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.lock().stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve;
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("thunderhead-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// Pages written read back after reopening; out-of-range and misaligned requests are
+    /// typed errors.
+    #[test]
+    fn write_read_reopen() {
+        let path = temp_path("round-trip");
+        {
+            let store = FileStore::create(&path, 4096).unwrap();
+            let start = store.allocate(2).unwrap();
+            assert_eq!(start, PageId(1));
+            resolve(store.write(start, PageBytes::new(vec![7; 8192]))).unwrap();
+            resolve(store.sync()).unwrap();
+            assert_eq!(&resolve(store.read(start, 2)).unwrap()[..], &[7; 8192][..]);
+            assert!(matches!(
+                resolve(store.read(PageId(2), 2)),
+                Err(Error::OutOfBounds { .. })
+            ));
+            assert!(matches!(
+                resolve(store.write(start, PageBytes::new(vec![0; 100]))),
+                Err(Error::UnalignedWrite { .. })
+            ));
+            assert!(matches!(
+                resolve(store.write(PageId(9), PageBytes::new(vec![0; 4096]))),
+                Err(Error::OutOfBounds { .. })
+            ));
+            assert_eq!(store.stats().syncs, 1);
+        }
+        let store = FileStore::open(&path, 4096).unwrap();
+        assert_eq!(store.file_pages(), 3);
+        assert_eq!(
+            &resolve(store.read(PageId(1), 2)).unwrap()[..],
+            &[7; 8192][..]
+        );
+        assert!(matches!(
+            FileStore::open(&path, 1000),
+            Err(Error::InvalidPageSize(1000))
+        ));
+        assert!(
+            FileStore::create(&path, 4096).is_err(),
+            "create never clobbers"
+        );
+    }
+
+    /// A second handle on an open store is refused with `Locked`; the lock goes with the
+    /// handle.
+    #[test]
+    fn second_handle_is_locked_out() {
+        let path = temp_path("lock");
+        let store = FileStore::create(&path, 4096).unwrap();
+        match FileStore::open(&path, 4096) {
+            Err(Error::Locked { path: locked }) => assert_eq!(locked, path),
+            other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+        }
+        drop(store);
+        FileStore::open(&path, 4096).unwrap();
+    }
+}
