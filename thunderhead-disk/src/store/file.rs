@@ -270,4 +270,45 @@ mod tests {
         drop(store);
         FileStore::open(&path, 4096).unwrap();
     }
+
+    /// Another process holding the lock keeps the store out; when that process is
+    /// killed, the lock goes with it. (`flock(1)` takes the same lock as `try_lock`.)
+    #[test]
+    fn lock_dies_with_the_holding_process() {
+        let path = temp_path("process-lock");
+        drop(FileStore::create(&path, 4096).unwrap());
+        let mut holder = std::process::Command::new("flock")
+            .args(["--exclusive", "--no-fork"])
+            .arg(&path)
+            .args(["sleep", "30"])
+            .spawn()
+            .expect("flock(1) from util-linux");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match FileStore::open(&path, 4096) {
+                Err(Error::Locked { .. }) => break,
+                Ok(store) if std::time::Instant::now() < deadline => {
+                    drop(store);
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => panic!(
+                    "the other process never took the lock: {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        // With `--no-fork`, the killed process is the one holding the lock.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match FileStore::open(&path, 4096) {
+                Ok(_) => break,
+                Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => panic!("lock outlived its process: {:?}", other.map(|_| ())),
+            }
+        }
+    }
 }
