@@ -207,6 +207,10 @@ mod tests {
     use super::*;
     use crate::resolve;
 
+    /// Tests that open files run one at a time: a child process forked by one test briefly shares
+    /// every open file of this process (until its exec closes them), locks included.
+    static LOCK_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn temp_path(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("thunderhead-disk-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -219,6 +223,7 @@ mod tests {
     /// typed errors.
     #[test]
     fn write_read_reopen() {
+        let _serial = LOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let path = temp_path("round-trip");
         {
             let store = FileStore::create(&path, 4096).unwrap();
@@ -261,6 +266,7 @@ mod tests {
     /// handle.
     #[test]
     fn second_handle_is_locked_out() {
+        let _serial = LOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let path = temp_path("lock");
         let store = FileStore::create(&path, 4096).unwrap();
         match FileStore::open(&path, 4096) {
@@ -275,6 +281,7 @@ mod tests {
     /// killed, the lock goes with it. (`flock(1)` takes the same lock as `try_lock`.)
     #[test]
     fn lock_dies_with_the_holding_process() {
+        let _serial = LOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let path = temp_path("process-lock");
         drop(FileStore::create(&path, 4096).unwrap());
         let mut holder = std::process::Command::new("flock")
