@@ -159,38 +159,27 @@ fn scan(c: &mut Criterion) {
     group.throughput(Throughput::Elements(N as u64));
     for reverse in [false, true] {
         let direction = if reverse { "reverse" } else { "forward" };
-        group.bench_function(BenchmarkId::new("thunderhead_drained", direction), |b| {
-            b.iter(|| {
-                let lengths = |entry: thunderhead_core::Result<_>| {
-                    let (_key, value): (Vec<u8>, thunderhead_core::ValueBytes) =
-                        entry.expect("entry");
-                    value.len()
-                };
-                let total: usize = if reverse {
-                    drained.iter().rev().map(lengths).sum()
-                } else {
-                    drained.iter().map(lengths).sum()
-                };
-                assert_eq!(total, expected);
-                total
-            })
-        });
-        group.bench_function(BenchmarkId::new("thunderhead", direction), |b| {
-            b.iter(|| {
-                let lengths = |entry: thunderhead_core::Result<_>| {
-                    let (_key, value): (Vec<u8>, thunderhead_core::ValueBytes) =
-                        entry.expect("entry");
-                    value.len()
-                };
-                let total: usize = if reverse {
-                    snapshot.iter().rev().map(lengths).sum()
-                } else {
-                    snapshot.iter().map(lengths).sum()
-                };
-                assert_eq!(total, expected);
-                total
-            })
-        });
+        for (name, version) in [
+            ("thunderhead_drained", &drained),
+            ("thunderhead", &snapshot),
+        ] {
+            group.bench_function(BenchmarkId::new(name, direction), |b| {
+                b.iter(|| {
+                    let lengths = |entry: thunderhead_core::Result<_>| {
+                        let (_key, value): (Vec<u8>, thunderhead_core::ValueBytes) =
+                            entry.expect("entry");
+                        value.len()
+                    };
+                    let total: usize = if reverse {
+                        version.iter().rev().map(lengths).sum()
+                    } else {
+                        version.iter().map(lengths).sum()
+                    };
+                    assert_eq!(total, expected);
+                    total
+                })
+            });
+        }
         group.bench_function(BenchmarkId::new("btreemap", direction), |b| {
             b.iter(|| {
                 let total: usize = if reverse {

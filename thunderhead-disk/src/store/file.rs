@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::allocator::Allocator;
+use super::check_page_size;
 use crate::{Error, PageBytes, PageId, PageStore, Result, StoreStats};
 
 /// A page store backed by one file.
@@ -159,15 +160,6 @@ impl FileStore {
         }
         Ok(())
     }
-}
-
-fn check_page_size(page_size: usize) -> Result<()> {
-    if !page_size.is_power_of_two()
-        || !(crate::PAGE_SIZE_MIN_BYTES..=crate::PAGE_SIZE_MAX_BYTES).contains(&page_size)
-    {
-        return Err(Error::InvalidPageSize(page_size));
-    }
-    Ok(())
 }
 
 // The file is read and written synchronously: the futures are ready when returned.

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use super::allocator::Allocator;
+use super::check_page_size;
 use std::future::{Ready, ready};
 use std::sync::Mutex;
 
@@ -24,11 +25,7 @@ struct MemState {
 impl MemStore {
     /// An empty store with pages of `page_size` bytes.
     pub fn new(page_size: usize) -> Result<Self> {
-        if !page_size.is_power_of_two()
-            || !(crate::PAGE_SIZE_MIN_BYTES..=crate::PAGE_SIZE_MAX_BYTES).contains(&page_size)
-        {
-            return Err(Error::InvalidPageSize(page_size));
-        }
+        check_page_size(page_size)?;
         Ok(Self {
             page_size,
             state: Mutex::new(MemState {

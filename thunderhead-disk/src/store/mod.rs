@@ -64,6 +64,16 @@ pub trait PageStore: Send + Sync {
     fn stats(&self) -> StoreStats;
 }
 
+/// The page sizes every store accepts: a power of two within the supported range.
+pub(crate) fn check_page_size(page_size: usize) -> Result<()> {
+    if !page_size.is_power_of_two()
+        || !(crate::PAGE_SIZE_MIN_BYTES..=crate::PAGE_SIZE_MAX_BYTES).contains(&page_size)
+    {
+        return Err(crate::Error::InvalidPageSize(page_size));
+    }
+    Ok(())
+}
+
 /// Runs a store future to completion on the calling thread. A future that is ready on
 /// first poll (a memory store, a cache hit) completes without allocating or parking.
 pub fn resolve<F: Future>(future: F) -> F::Output {
