@@ -3,9 +3,9 @@
 //! parent recorded), validates structure, caches the validated views, and writes new
 //! extents. It is also the tree's value store for off-tree values.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use thunderhead_disk::{PageBytes, PageId, PageSlice, PageStore, resolve};
+use thunderhead_disk::{FreeSpace, PageBytes, PageId, PageSlice, PageStore, resolve};
 
 use crate::cache::{CacheStats, CachedPage, PageCache};
 use crate::config::{Limits, TreeConfig};
@@ -29,17 +29,40 @@ pub struct Pager<S> {
     store: S,
     cache: PageCache,
     limits: Limits,
+    /// Where new extents go. A bare pager starts past whatever the store holds and never
+    /// reuses a page; an [`crate::Engine`] installs the free space of a committed version.
+    space: Mutex<FreeSpace>,
 }
 
 impl<S: PageStore> Pager<S> {
     /// A pager over `store` with `config`'s cache budget and tree limits.
     pub fn new(store: S, config: &TreeConfig) -> Result<Self> {
+        let space = FreeSpace::new(store.page_count());
+        Self::with_space(store, config, space)
+    }
+
+    /// A pager that allocates from `space`.
+    pub(crate) fn with_space(store: S, config: &TreeConfig, space: FreeSpace) -> Result<Self> {
         let limits = Limits::new(store.page_size(), config)?;
         Ok(Self {
             store,
             cache: PageCache::new(config.cache_bytes_max),
             limits,
+            space: Mutex::new(space),
         })
+    }
+
+    /// The allocation state. A panic while it is held leaves it as it was before the
+    /// failed step (each step is one map update), so a poisoned lock is taken over.
+    pub(crate) fn space(&self) -> MutexGuard<'_, FreeSpace> {
+        self.space
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets any cached view of the pages at `start`: they are about to be rewritten.
+    pub(crate) fn forget(&self, start: PageId) {
+        self.cache.remove(start);
     }
 
     /// The underlying store.
@@ -135,8 +158,8 @@ impl<S: PageStore> Pager<S> {
 
     /// Allocates an extent for `bytes` (a whole number of pages) and writes it.
     pub(crate) fn write_extent(&self, bytes: Vec<u8>) -> Result<PageId> {
-        let page_count = (bytes.len() / self.limits.page_size_bytes) as u32;
-        let start = self.store.allocate(page_count)?;
+        let page_count = (bytes.len() / self.limits.page_size_bytes) as u64;
+        let start = self.space().allocate(page_count);
         // A page number may be reused after a free: forget any view of the old contents.
         self.cache.remove(start);
         resolve(self.store.write(start, PageBytes::new(bytes)))?;

@@ -51,12 +51,8 @@ impl PageStore for DamagingStore {
         self.inner.page_size()
     }
 
-    fn allocate(&self, page_count: u32) -> DiskResult<PageId> {
-        self.inner.allocate(page_count)
-    }
-
-    fn free(&self, start: PageId, page_count: u32) {
-        self.inner.free(start, page_count)
+    fn page_count(&self) -> u64 {
+        self.inner.page_count()
     }
 
     fn read(&self, start: PageId, page_count: u32) -> Ready<DiskResult<PageBytes>> {
@@ -78,6 +74,10 @@ impl PageStore for DamagingStore {
 
     fn sync(&self) -> Ready<DiskResult<()>> {
         ready(Ok(()))
+    }
+
+    fn truncate(&self, page_count: u64) -> Ready<DiskResult<()>> {
+        ready(resolve(self.inner.truncate(page_count)))
     }
 
     fn stats(&self) -> StoreStats {

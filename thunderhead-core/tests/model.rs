@@ -15,7 +15,7 @@ use thunderhead_core::{
     CACHE_BYTES_MAX_DEFAULT, Error, JOURNAL_BYTES_MAX_DEFAULT, Pager, Snapshot, Tree, TreeConfig,
     Version,
 };
-use thunderhead_disk::MemStore;
+use thunderhead_disk::{MemStore, PageStore};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;

@@ -54,6 +54,25 @@ pub enum Error {
         /// The file that could not be locked.
         path: std::path::PathBuf,
     },
+    /// The store does not start with a Thunderhead header: empty, truncated, foreign or
+    /// garbage.
+    #[error("not a Thunderhead store: {reason}")]
+    NotAStore {
+        /// What was wrong with the header.
+        reason: String,
+    },
+    /// The store was written by a format version this build does not read.
+    #[error("unsupported file format version {version}")]
+    UnsupportedVersion {
+        /// The version the header records.
+        version: u32,
+    },
+    /// Neither meta slot holds a valid committed version.
+    #[error("no valid committed version: {reason}")]
+    NoValidVersion {
+        /// Why each slot was rejected.
+        reason: String,
+    },
     /// An earlier sync failed, so what the operating system holds for the file can no
     /// longer be trusted; the store refuses writes until it is reopened.
     #[error("the store failed to sync earlier and refuses writes until reopened")]

@@ -4,16 +4,22 @@
 
 mod checksum;
 mod error;
+mod format;
 mod le;
 mod page_bytes;
 mod page_id;
+mod space;
 mod store;
 
 pub use checksum::{CHECKSUM_OFFSET, page_checksum, seal_checksum};
 pub use error::{Error, Result};
+pub use format::{
+    ExtentRoot, FILE_FORMAT_VERSION, HEADER_PAGE, Header, META_PAGES, Meta, TreeRoot,
+};
 pub use le::{Le16, Le32, Le64};
 pub use page_bytes::{PageBytes, PageSlice};
 pub use page_id::PageId;
+pub use space::{Extent, FIRST_DATA_PAGE, FREE_SPACE_PAGE_KIND, FreeSpace};
 pub use store::{
     CrashImage, FaultPlan, FaultStore, FileStore, MemStore, PageStore, SECTOR_BYTES, StoreStats,
     resolve,

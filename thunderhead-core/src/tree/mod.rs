@@ -7,6 +7,7 @@ mod flush;
 mod iter;
 mod journal;
 mod persist;
+mod reach;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use thunderhead_disk::{PageId, PageSlice, PageStore};
 
 pub use check::CheckReport;
 pub use iter::Range;
+pub(crate) use reach::{commit_diff, verify_since};
 
 use crate::config::VALUE_BYTES_MAX;
 use crate::error::{Error, Result};
@@ -203,13 +205,18 @@ impl<S: PageStore> Tree<S> {
     /// Writes every transient node and returns the new version. The writer continues
     /// from it; unchanged subtrees are shared with earlier versions, not copied.
     pub fn commit(&mut self) -> Result<Version> {
+        self.commit_as(self.seq)
+    }
+
+    /// [`Tree::commit`], marking every node written with `birth` (a store's revision).
+    pub(crate) fn commit_as(&mut self, birth: u64) -> Result<Version> {
         self.guarded(|tree| {
             let pager = tree.pager.clone();
             if matches!(tree.root, NodeRef::Transient(_)) {
                 persist::settle(&pager, &mut tree.root, &Fences::default())?;
                 tree.fix_root()?;
             }
-            let stored = persist::persist(&pager, &mut tree.root, &Fences::default(), tree.seq)?;
+            let stored = persist::persist(&pager, &mut tree.root, &Fences::default(), birth)?;
             Ok(Version {
                 root: stored.page,
                 root_checksum: stored.checksum,
@@ -319,6 +326,17 @@ impl<S: PageStore> Tree<S> {
                 }
             }
             self.root = child;
+        }
+    }
+}
+
+impl Version {
+    /// The root as a parent would point to it.
+    pub(crate) fn root_ref(&self) -> StoredRef {
+        StoredRef {
+            page: self.root,
+            checksum: self.root_checksum,
+            birth: 0,
         }
     }
 }

@@ -175,7 +175,7 @@ impl<'a> BranchView<'a> {
         }
     }
 
-    fn segment(&self, index: usize) -> SegmentSlot {
+    pub fn segment(&self, index: usize) -> SegmentSlot {
         match self {
             BranchView::Transient(branch) => branch.segments[index],
             BranchView::Stored(page) => page.segment(index),

@@ -174,12 +174,8 @@ impl<S: PageStore> PageStore for FaultStore<S> {
         self.inner.page_size()
     }
 
-    fn allocate(&self, page_count: u32) -> Result<PageId> {
-        self.inner.allocate(page_count)
-    }
-
-    fn free(&self, start: PageId, page_count: u32) {
-        self.inner.free(start, page_count)
+    fn page_count(&self) -> u64 {
+        self.inner.page_count()
     }
 
     fn read(&self, start: PageId, page_count: u32) -> Ready<Result<PageBytes>> {
@@ -209,6 +205,28 @@ impl<S: PageStore> PageStore for FaultStore<S> {
             for (start, bytes) in std::mem::take(&mut state.pending) {
                 for (index, page) in bytes.chunks(page_size).enumerate() {
                     state.durable.insert(start.0 + index as u64, page.to_vec());
+                }
+            }
+        }
+        ready(result)
+    }
+
+    /// Truncation is a metadata change made durable at once: pages past the new end
+    /// are gone from what a crash would leave.
+    fn truncate(&self, page_count: u64) -> Ready<Result<()>> {
+        let result = self
+            .operation(Kind::Write)
+            .and_then(|()| crate::resolve(self.inner.truncate(page_count)));
+        if result.is_ok() {
+            let mut state = self.lock();
+            state.durable.split_off(&page_count);
+            let page_size = self.inner.page_size() as u64;
+            state.pending.retain(|(start, _)| start.0 < page_count);
+            for (start, bytes) in &mut state.pending {
+                let pages = bytes.len() as u64 / page_size;
+                if start.0 + pages > page_count {
+                    let keep = ((page_count - start.0) * page_size) as usize;
+                    *bytes = PageBytes::copy_from_slice(&bytes[..keep]);
                 }
             }
         }
@@ -251,8 +269,7 @@ mod tests {
             fail_after: Some(6),
         };
         let store = FaultStore::new(MemStore::new(4096).unwrap(), plan);
-        let a = store.allocate(1).unwrap();
-        let b = store.allocate(1).unwrap();
+        let (a, b) = (PageId(1), PageId(2));
         assert!(resolve(store.write(a, page(1))).is_ok()); // op 1, write 1
         assert!(resolve(store.write(b, page(2))).is_err()); // op 2, write 2: fails once
         assert!(resolve(store.write(b, page(2))).is_ok()); // op 3, write 3
@@ -269,8 +286,7 @@ mod tests {
     #[test]
     fn crash_keeps_durable_and_decides_pending() {
         let store = FaultStore::new(MemStore::new(4096).unwrap(), FaultPlan::default());
-        let a = store.allocate(1).unwrap();
-        let b = store.allocate(1).unwrap();
+        let (a, b) = (PageId(1), PageId(2));
         resolve(store.write(a, page(1))).unwrap();
         resolve(store.sync()).unwrap();
         resolve(store.write(b, page(2))).unwrap();

@@ -10,9 +10,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::allocator::Allocator;
 use super::check_page_size;
-use crate::{Error, PageBytes, PageId, PageStore, Result, StoreStats};
+use crate::{Error, Header, PageBytes, PageId, PageStore, Result, StoreStats};
 
 /// A page store backed by one file.
 pub struct FileStore {
@@ -23,8 +22,6 @@ pub struct FileStore {
 }
 
 struct FileState {
-    /// Page 0 is reserved for the file header.
-    allocator: Allocator,
     /// Pages the file holds (written or extended to).
     file_pages: u64,
     /// Set by a failed sync: after EIO the kernel may have dropped dirty pages, so
@@ -34,7 +31,8 @@ struct FileState {
 }
 
 impl FileStore {
-    /// Creates a new, empty store at `path` (which must not exist).
+    /// Creates a new, empty store at `path` (which must not exist). The caller writes
+    /// the header (see [`Header`]) before the store can be opened again.
     pub fn create(path: impl AsRef<Path>, page_size: usize) -> Result<Self> {
         check_page_size(page_size)?;
         let path = path.as_ref();
@@ -43,20 +41,27 @@ impl FileStore {
             .write(true)
             .create_new(true)
             .open(path)?;
-        Self::locked(file, path, page_size, 1)
+        Self::locked(file, path, page_size)
     }
 
-    /// Opens the store at `path` for reading and writing.
-    pub fn open(path: impl AsRef<Path>, page_size: usize) -> Result<Self> {
-        check_page_size(page_size)?;
+    /// Opens the store at `path` for reading and writing; the page size comes from its
+    /// header. A file that is not a Thunderhead store is [`Error::NotAStore`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let mut head = [0u8; crate::format::HEADER_BYTES];
         let len = file.metadata()?.len();
-        let pages = len / page_size as u64;
-        Self::locked(file, path, page_size, pages.max(1))
+        if len < head.len() as u64 {
+            return Err(Error::NotAStore {
+                reason: format!("{len} bytes is too short to hold a header"),
+            });
+        }
+        file.read_exact_at(&mut head, 0)?;
+        let header = Header::decode(&head)?;
+        Self::locked(file, path, header.page_size)
     }
 
-    fn locked(file: File, path: &Path, page_size: usize, pages: u64) -> Result<Self> {
+    fn locked(file: File, path: &Path, page_size: usize) -> Result<Self> {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -66,12 +71,13 @@ impl FileStore {
             }
             Err(std::fs::TryLockError::Error(error)) => return Err(error.into()),
         }
+        // Locked first: the length of a file another handle is writing means nothing.
+        let pages = file.metadata()?.len() / page_size as u64;
         Ok(Self {
             file,
             path: path.to_path_buf(),
             page_size,
             state: Mutex::new(FileState {
-                allocator: Allocator::new(pages),
                 file_pages: pages,
                 failed: false,
                 stats: StoreStats::default(),
@@ -129,12 +135,15 @@ impl FileStore {
             if state.failed {
                 return Err(Error::SyncFailed);
             }
-            let end = state.allocator.end().max(state.file_pages);
-            if start.is_none() || start.0.saturating_add(pages) > end {
+            let in_range = start
+                .0
+                .checked_add(pages)
+                .and_then(|end| end.checked_mul(self.page_size as u64));
+            if in_range.is_none() {
                 return Err(Error::OutOfBounds {
                     page: start,
                     page_count: pages,
-                    store_pages: end,
+                    store_pages: state.file_pages,
                 });
             }
         }
@@ -144,6 +153,16 @@ impl FileStore {
         state.file_pages = state.file_pages.max(start.0 + pages);
         state.stats.writes += 1;
         state.stats.written_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn truncate_now(&self, page_count: u64) -> Result<()> {
+        let mut state = self.lock();
+        if state.failed {
+            return Err(Error::SyncFailed);
+        }
+        self.file.set_len(page_count * self.page_size as u64)?;
+        state.file_pages = page_count;
         Ok(())
     }
 
@@ -169,12 +188,8 @@ impl PageStore for FileStore {
         self.page_size
     }
 
-    fn allocate(&self, page_count: u32) -> Result<PageId> {
-        Ok(self.lock().allocator.allocate(page_count))
-    }
-
-    fn free(&self, start: PageId, page_count: u32) {
-        self.lock().allocator.free(start, page_count);
+    fn page_count(&self) -> u64 {
+        self.lock().file_pages
     }
 
     fn read(&self, start: PageId, page_count: u32) -> Ready<Result<PageBytes>> {
@@ -187,6 +202,10 @@ impl PageStore for FileStore {
 
     fn sync(&self) -> Ready<Result<()>> {
         ready(self.sync_now())
+    }
+
+    fn truncate(&self, page_count: u64) -> Ready<Result<()>> {
+        ready(self.truncate_now(page_count))
     }
 
     fn stats(&self) -> StoreStats {
@@ -211,16 +230,23 @@ mod tests {
         path
     }
 
-    /// Pages written read back after reopening; out-of-range and misaligned requests are
-    /// typed errors.
+    /// A store with a header, as a database creates it.
+    fn create_with_header(path: &Path) -> FileStore {
+        let store = FileStore::create(path, 4096).unwrap();
+        let header = Header { page_size: 4096 }.encode();
+        resolve(store.write(PageId(0), PageBytes::new(header))).unwrap();
+        store
+    }
+
+    /// Pages written read back after reopening (the page size from the header);
+    /// out-of-range and misaligned requests and headerless files are typed errors.
     #[test]
     fn write_read_reopen() {
         let _serial = LOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let path = temp_path("round-trip");
         {
-            let store = FileStore::create(&path, 4096).unwrap();
-            let start = store.allocate(2).unwrap();
-            assert_eq!(start, PageId(1));
+            let store = create_with_header(&path);
+            let start = PageId(1);
             resolve(store.write(start, PageBytes::new(vec![7; 8192]))).unwrap();
             resolve(store.sync()).unwrap();
             assert_eq!(&resolve(store.read(start, 2)).unwrap()[..], &[7; 8192][..]);
@@ -233,25 +259,31 @@ mod tests {
                 Err(Error::UnalignedWrite { .. })
             ));
             assert!(matches!(
-                resolve(store.write(PageId(9), PageBytes::new(vec![0; 4096]))),
+                resolve(store.write(PageId(u64::MAX - 1), PageBytes::new(vec![0; 4096]))),
                 Err(Error::OutOfBounds { .. })
             ));
             assert_eq!(store.stats().syncs, 1);
         }
-        let store = FileStore::open(&path, 4096).unwrap();
+        let store = FileStore::open(&path).unwrap();
         assert_eq!(store.file_pages(), 3);
         assert_eq!(
             &resolve(store.read(PageId(1), 2)).unwrap()[..],
             &[7; 8192][..]
         );
-        assert!(matches!(
-            FileStore::open(&path, 1000),
-            Err(Error::InvalidPageSize(1000))
-        ));
+        resolve(store.truncate(2)).unwrap();
+        assert!(resolve(store.read(PageId(2), 1)).is_err());
+        drop(store);
         assert!(
             FileStore::create(&path, 4096).is_err(),
             "create never clobbers"
         );
+        for garbage in [&b""[..], &b"THUNDRHD"[..], &[0xAB; 5000][..]] {
+            std::fs::write(&path, garbage).unwrap();
+            assert!(matches!(
+                FileStore::open(&path),
+                Err(Error::NotAStore { .. })
+            ));
+        }
     }
 
     /// A second handle on an open store is refused with `Locked`; the lock goes with the
@@ -260,13 +292,13 @@ mod tests {
     fn second_handle_is_locked_out() {
         let _serial = LOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let path = temp_path("lock");
-        let store = FileStore::create(&path, 4096).unwrap();
-        match FileStore::open(&path, 4096) {
+        let store = create_with_header(&path);
+        match FileStore::open(&path) {
             Err(Error::Locked { path: locked }) => assert_eq!(locked, path),
             other => panic!("expected Locked, got {:?}", other.map(|_| ())),
         }
         drop(store);
-        FileStore::open(&path, 4096).unwrap();
+        FileStore::open(&path).unwrap();
     }
 
     /// Another process holding the lock keeps the store out; when that process is
@@ -275,7 +307,7 @@ mod tests {
     fn lock_dies_with_the_holding_process() {
         let _serial = LOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let path = temp_path("process-lock");
-        drop(FileStore::create(&path, 4096).unwrap());
+        drop(create_with_header(&path));
         let mut holder = std::process::Command::new("flock")
             .args(["--exclusive", "--no-fork"])
             .arg(&path)
@@ -284,7 +316,7 @@ mod tests {
             .expect("flock(1) from util-linux");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match FileStore::open(&path, 4096) {
+            match FileStore::open(&path) {
                 Err(Error::Locked { .. }) => break,
                 Ok(store) if std::time::Instant::now() < deadline => {
                     drop(store);
@@ -301,7 +333,7 @@ mod tests {
         // With `--no-fork`, the killed process is the one holding the lock.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match FileStore::open(&path, 4096) {
+            match FileStore::open(&path) {
                 Ok(_) => break,
                 Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));

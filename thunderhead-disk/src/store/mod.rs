@@ -2,7 +2,6 @@
 //! backed by anything (a file, memory, a network block device); stores that answer at
 //! once return ready futures, which [`resolve`] completes without parking a thread.
 
-mod allocator;
 mod fault;
 mod file;
 mod mem;
@@ -32,19 +31,16 @@ pub struct StoreStats {
     pub syncs: u64,
 }
 
-/// A store of fixed-size pages, addressed by [`PageId`], read and written in extents
-/// (runs of consecutive pages). Pages are written once per allocation: the tree above is
-/// copy-on-write and never rewrites a page in place.
+/// A device of fixed-size pages, addressed by [`PageId`], read and written in extents
+/// (runs of consecutive pages). It knows nothing of allocation: which pages are in use
+/// is part of each committed version ([`crate::FreeSpace`]), decided above it. Writes
+/// past the end grow the store.
 pub trait PageStore: Send + Sync {
     /// Size of one page in bytes (a power of two).
     fn page_size(&self) -> usize;
 
-    /// Reserves `page_count` consecutive pages that no live extent uses.
-    fn allocate(&self, page_count: u32) -> Result<PageId>;
-
-    /// Returns an extent to the store for reuse. The caller guarantees nothing reachable
-    /// still refers to it.
-    fn free(&self, start: PageId, page_count: u32);
+    /// Pages the store holds (written or grown to).
+    fn page_count(&self) -> u64;
 
     /// Reads `page_count` pages starting at `start`. The bytes are not validated: callers
     /// check the checksum and structure before trusting them.
@@ -59,6 +55,9 @@ pub trait PageStore: Send + Sync {
 
     /// Makes every completed write durable.
     fn sync(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Drops every page from `page_count` on, giving the space back.
+    fn truncate(&self, page_count: u64) -> impl Future<Output = Result<()>> + Send;
 
     /// Traffic counters since the store was created.
     fn stats(&self) -> StoreStats;

@@ -1,0 +1,150 @@
+//! Commit: the tree's new pages, then the free space of the new version, then its meta
+//! slot, then (for an immediate commit) one sync.
+//!
+//! Which pages the new version frees is learnt by comparing it with the old one over
+//! the nodes this commit wrote ([`crate::tree::commit_diff`]). Those pages are deferred:
+//! readers of older versions may still read them, and until the new version is durable
+//! recovery may fall back to the old one. Pages the writer allocated that the new
+//! version does not use (a large value overwritten before the commit, say) were never
+//! visible to anyone and are free at once.
+
+use thunderhead_disk::{
+    Extent, ExtentRoot, FreeSpace, META_PAGES, Meta, PageBytes, PageStore, TreeRoot, resolve,
+};
+
+use super::{Durability, Engine};
+use crate::error::Result;
+use crate::node::StoredRef;
+use crate::pager::Pager;
+use crate::tree::{Tree, commit_diff};
+
+pub(super) fn commit<S: PageStore>(
+    engine: &Engine<S>,
+    tree: &mut Tree<S>,
+    base: &Meta,
+    durability: Durability,
+) -> Result<u64> {
+    if !tree.is_dirty() {
+        if durability == Durability::Immediate {
+            engine.sync_held()?;
+        }
+        return Ok(base.revision);
+    }
+    let pager = engine.shared.pager.clone();
+    let revision = base.revision + 1;
+    let version = tree.commit_as(revision)?;
+    let new_root = StoredRef {
+        page: version.root,
+        checksum: version.root_checksum,
+        birth: revision,
+    };
+    let old_root = StoredRef {
+        page: base.tree.page,
+        checksum: base.tree.checksum,
+        birth: 0,
+    };
+    let diff = commit_diff(&pager, old_root, new_root, revision)?;
+    let root = TreeRoot {
+        page: version.root,
+        checksum: version.root_checksum,
+        seq: version.seq,
+    };
+    let reusable = engine.lock_state().reusable_up_to();
+    let mut space = pager.space();
+    let mut next = space.clone();
+    for extent in next.take_fresh() {
+        if !diff.referenced.contains(&extent.start.0) {
+            next.free(extent);
+        }
+    }
+    for extent in diff.freed {
+        next.defer(revision, extent);
+    }
+    let slot = 1 - engine.lock_state().durable_slot;
+    let old_space = Extent::new(base.free_space.page, u64::from(base.free_space.page_count));
+    let written = publish(
+        &pager,
+        &mut next,
+        Some(old_space),
+        Published {
+            revision,
+            tree: root,
+            slot,
+            durability,
+            reusable,
+        },
+    );
+    match written {
+        Ok(meta) => {
+            *space = next;
+            drop(space);
+            let mut state = engine.lock_state();
+            state.meta = meta;
+            if durability == Durability::Immediate {
+                state.durable = revision;
+                state.durable_slot = 1 - state.durable_slot;
+            }
+            Ok(revision)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// What a new version is.
+pub(super) struct Published {
+    pub revision: u64,
+    pub tree: TreeRoot,
+    /// The meta slot to write: never the one holding the durable version.
+    pub slot: usize,
+    pub durability: Durability,
+    /// Pages freed at or before this revision may be reused.
+    pub reusable: u64,
+}
+
+/// Writes the free space `next` of a new version and its meta slot, and syncs if asked.
+/// `next` is left as the new version's allocation state.
+pub(super) fn publish<S: PageStore>(
+    pager: &Pager<S>,
+    next: &mut FreeSpace,
+    old_space: Option<Extent>,
+    version: Published,
+) -> Result<Meta> {
+    let store = pager.store();
+    let page_size = store.page_size();
+    let Published {
+        revision,
+        tree,
+        slot,
+        durability,
+        reusable,
+    } = version;
+    // The old version's free space is garbage once this version replaces it.
+    if let Some(old_space) = old_space {
+        next.defer(revision, old_space);
+    }
+    next.release(reusable);
+    let page_count = next.encoded_page_count(page_size);
+    let start = next.allocate(page_count);
+    next.take_fresh();
+    let (bytes, checksum) = next.encode(page_size, page_count);
+    pager.forget(start);
+    resolve(store.write(start, PageBytes::new(bytes)))?;
+    let meta = Meta {
+        revision,
+        end: next.end(),
+        tree,
+        free_space: ExtentRoot {
+            page: start,
+            page_count: u32::try_from(page_count).map_err(|_| {
+                crate::error::Error::InvalidConfig("free-space state over 4 Gi pages".into())
+            })?,
+            checksum,
+        },
+        snapshots: ExtentRoot::default(),
+    };
+    resolve(store.write(META_PAGES[slot], PageBytes::new(meta.encode(page_size))))?;
+    if durability == Durability::Immediate {
+        resolve(store.sync())?;
+    }
+    Ok(meta)
+}

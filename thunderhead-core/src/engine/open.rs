@@ -1,0 +1,222 @@
+//! Creating a store and opening one, with recovery.
+//!
+//! Recovery reads both meta slots. The newer valid one is taken if every extent it uses
+//! that the older one did not (the pages written since) reads back whole; otherwise the
+//! older one, which was durable before the newer slot was ever written and whose pages
+//! no later commit touched. Recovery writes nothing but the rejected slot (overwritten
+//! with the chosen version, so a later crash cannot bring back a version that was
+//! reported lost) and one sync.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use thunderhead_disk::{
+    Error as DiskError, FIRST_DATA_PAGE, FileStore, FreeSpace, HEADER_PAGE, Header, META_PAGES,
+    Meta, PageBytes, PageStore, resolve,
+};
+
+use super::commit::{Published, publish};
+use super::{Durability, Engine, Shared, State};
+use crate::config::TreeConfig;
+use crate::error::{Error, Result};
+use crate::pager::Pager;
+use crate::tree::{Tree, verify_since};
+
+impl Engine<FileStore> {
+    /// Creates a store in a new file at `path` with pages of `page_size` bytes.
+    pub fn create_file(
+        path: impl AsRef<Path>,
+        page_size: usize,
+        config: &TreeConfig,
+    ) -> Result<Self> {
+        Self::create(FileStore::create(path, page_size)?, config)
+    }
+
+    /// Opens the store in the file at `path`, recovering from a crash if there was one.
+    pub fn open_file(path: impl AsRef<Path>, config: &TreeConfig) -> Result<Self> {
+        Self::open(FileStore::open(path)?, config)
+    }
+}
+
+impl<S: PageStore> Engine<S> {
+    /// Formats `store`, which must be empty, as a store holding an empty tree (revision
+    /// 0), durably.
+    pub fn create(store: S, config: &TreeConfig) -> Result<Self> {
+        if store.page_count() != 0 {
+            return Err(Error::InvalidConfig(
+                "a store can only be created on an empty page store".into(),
+            ));
+        }
+        let page_size = store.page_size();
+        resolve(store.write(HEADER_PAGE, PageBytes::new(Header { page_size }.encode())))?;
+        // The second slot starts invalid (zeros): revision 0 goes to the first.
+        resolve(store.write(META_PAGES[1], PageBytes::new(vec![0; page_size])))?;
+        let mut space = FreeSpace::new(FIRST_DATA_PAGE);
+        space.track_fresh();
+        let pager = Arc::new(Pager::with_space(store, config, space)?);
+        let version = Tree::new(pager.clone()).commit_as(0)?;
+        let mut next = pager.space().clone();
+        next.take_fresh();
+        let published = Published {
+            revision: 0,
+            tree: thunderhead_disk::TreeRoot {
+                page: version.root,
+                checksum: version.root_checksum,
+                seq: version.seq,
+            },
+            slot: 0,
+            durability: Durability::Immediate,
+            reusable: 0,
+        };
+        let meta = publish(&pager, &mut next, None, published)?;
+        *pager.space() = next;
+        Ok(Self::assemble(pager, meta, 0))
+    }
+
+    /// Opens a store, recovering the last committed version a crash left whole.
+    /// Anything that is not a store, or a store damaged beyond both meta slots, is a
+    /// typed error.
+    pub fn open(store: S, config: &TreeConfig) -> Result<Self> {
+        if store.page_count() == 0 {
+            return Err(not_a_store("the store is empty"));
+        }
+        let header = Header::decode(&resolve(store.read(HEADER_PAGE, 1))?)?;
+        if header.page_size != store.page_size() {
+            return Err(not_a_store(
+                "the header's page size differs from the store's",
+            ));
+        }
+        if store.page_count() < FIRST_DATA_PAGE {
+            return Err(not_a_store("the store ends before its meta slots"));
+        }
+        let slots = META_PAGES
+            .map(|page| resolve(store.read(page, 1)).and_then(|bytes| Meta::decode(page, &bytes)));
+        let pager = Arc::new(Pager::with_space(
+            store,
+            config,
+            FreeSpace::new(FIRST_DATA_PAGE),
+        )?);
+        let (slot, meta, space) = choose(&pager, slots)?;
+        let other = 1 - slot;
+        let stale = resolve(pager.store().read(META_PAGES[other], 1))
+            .ok()
+            .and_then(|bytes| Meta::decode(META_PAGES[other], &bytes).ok());
+        if stale.is_some_and(|stale| stale.revision > meta.revision) {
+            let page_size = pager.store().page_size();
+            let copy = PageBytes::new(meta.encode(page_size));
+            resolve(pager.store().write(META_PAGES[other], copy))?;
+        }
+        // What the newest slot holds may so far live only in the operating system's
+        // cache (the last process may have died after an eventual commit).
+        resolve(pager.store().sync())?;
+        let mut space = space;
+        space.track_fresh();
+        *pager.space() = space;
+        Ok(Self::assemble(pager, meta, slot))
+    }
+
+    fn assemble(pager: Arc<Pager<S>>, meta: Meta, slot: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                pager,
+                state: Mutex::new(State {
+                    meta,
+                    durable: meta.revision,
+                    durable_slot: slot,
+                    readers: Default::default(),
+                }),
+                writer: Mutex::new(()),
+            }),
+        }
+    }
+}
+
+fn not_a_store(reason: &str) -> Error {
+    Error::Storage(DiskError::NotAStore {
+        reason: reason.to_string(),
+    })
+}
+
+/// Picks the version to open: (slot, meta, free space).
+fn choose<S: PageStore>(
+    pager: &Pager<S>,
+    slots: [thunderhead_disk::Result<Meta>; 2],
+) -> Result<(usize, Meta, FreeSpace)> {
+    let mut valid: Vec<(usize, Meta)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, meta)| meta.as_ref().ok().map(|meta| (slot, *meta)))
+        .collect();
+    valid.sort_by_key(|(_, meta)| std::cmp::Reverse(meta.revision));
+    let mut rejected = Vec::new();
+    if let [(newest_slot, newest), (_, older)] = valid[..] {
+        let attempt =
+            load_trusted(pager, &older).and_then(|base| verify_newer(pager, &newest, &base));
+        match attempt {
+            Ok(space) => return Ok((newest_slot, newest, space)),
+            Err(error) if lost_in_crash(&error) => {
+                rejected.push(format!("revision {}: {error}", newest.revision));
+                valid.remove(0);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if let Some(&(slot, meta)) = valid.first() {
+        return Ok((slot, meta, load_trusted(pager, &meta)?));
+    }
+    for (slot, meta) in slots.iter().enumerate() {
+        if let Err(error) = meta {
+            rejected.push(format!("slot {slot}: {error}"));
+        }
+    }
+    Err(Error::Storage(DiskError::NoValidVersion {
+        reason: rejected.join("; "),
+    }))
+}
+
+/// Damage of the kind a crash leaves in pages written but not synced.
+fn lost_in_crash(error: &Error) -> bool {
+    error.is_corruption()
+        || matches!(
+            error,
+            Error::Storage(DiskError::OutOfBounds { .. } | DiskError::NotAStore { .. })
+        )
+}
+
+/// The free space of a version that was durable before anything since was written:
+/// its root and free space are read (and checked); the rest is checked when read.
+fn load_trusted<S: PageStore>(pager: &Pager<S>, meta: &Meta) -> Result<FreeSpace> {
+    let store_pages = pager.store().page_count();
+    if meta.end > store_pages {
+        return Err(Error::corrupted(
+            META_PAGES[0],
+            format!(
+                "revision {} uses {} pages but the store holds {store_pages}",
+                meta.revision, meta.end
+            ),
+        ));
+    }
+    let extent = meta.free_space;
+    let bytes = resolve(pager.store().read(extent.page, extent.page_count))?;
+    let space = FreeSpace::decode(extent.page, &bytes, extent.checksum)?;
+    if space.end() != meta.end {
+        return Err(Error::corrupted(
+            extent.page,
+            "free space and meta slot disagree on the store's length",
+        ));
+    }
+    pager.load_node(super::version_of(meta).root_ref())?;
+    Ok(space)
+}
+
+/// Verifies every extent `newest` uses that the version with free space `base` did
+/// not, and returns `newest`'s free space.
+fn verify_newer<S: PageStore>(
+    pager: &Pager<S>,
+    newest: &Meta,
+    base: &FreeSpace,
+) -> Result<FreeSpace> {
+    let space = load_trusted(pager, newest)?;
+    verify_since(pager, super::version_of(newest).root_ref(), base)?;
+    Ok(space)
+}

@@ -1,0 +1,102 @@
+//! The store's checker: the tree's invariants, plus the leak check. Every page below the
+//! store's end must be exactly one of: the header or a meta slot, used by the latest
+//! version (its tree or its free-space state), free, or waiting to be freed. A page in
+//! none is leaked; a page in two is used twice.
+
+use thunderhead_disk::{Extent, FIRST_DATA_PAGE, FreeSpace, PageId, PageStore, resolve};
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::tree::{CheckReport, Snapshot};
+
+/// What [`Engine::check`] counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineReport {
+    /// The latest version's tree.
+    pub tree: CheckReport,
+    /// The revision checked.
+    pub revision: u64,
+    /// Pages the store uses (its end).
+    pub used_pages: u64,
+    /// Pages reachable from the latest version (tree and free-space state).
+    pub live_pages: u64,
+    /// Pages free for reuse.
+    pub free_pages: u64,
+    /// Pages freed but kept for readers of older versions or for recovery.
+    pub pending_pages: u64,
+}
+
+impl<S: PageStore> Engine<S> {
+    /// Verifies the latest version (every invariant and checksum of its tree), its
+    /// stored free-space state, and that no page is leaked or used twice. Waits for the
+    /// writer, if one is open.
+    pub fn check(&self) -> Result<EngineReport> {
+        let _writer = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let meta = self.lock_state().meta;
+        let pager = &self.shared.pager;
+        let tree = Snapshot::new(pager.clone(), super::version_of(&meta)).check()?;
+        let extent = meta.free_space;
+        let bytes = resolve(pager.store().read(extent.page, extent.page_count))?;
+        let stored = FreeSpace::decode(extent.page, &bytes, extent.checksum)?;
+        let current = pager.space().clone();
+        let mut live: Vec<Extent> = tree
+            .extents
+            .iter()
+            .map(|&(start, page_count)| Extent::new(start, page_count))
+            .collect();
+        live.push(Extent::new(extent.page, u64::from(extent.page_count)));
+        tiles(&live, &stored, "the stored free space")?;
+        tiles(&live, &current, "the free space in memory")?;
+        Ok(EngineReport {
+            revision: meta.revision,
+            used_pages: current.end(),
+            live_pages: live.iter().map(|extent| extent.page_count).sum(),
+            free_pages: current.free_page_count(),
+            pending_pages: current.pending_extents().map(|(_, e)| e.page_count).sum(),
+            tree,
+        })
+    }
+}
+
+/// Checks that the live extents and `space`'s free and pending runs cover the pages
+/// from the first data page to the end exactly once.
+fn tiles(live: &[Extent], space: &FreeSpace, what: &str) -> Result<()> {
+    let mut all: Vec<(Extent, &str)> = live.iter().map(|&extent| (extent, "live")).collect();
+    all.extend(space.free_extents().map(|extent| (extent, "free")));
+    all.extend(
+        space
+            .pending_extents()
+            .map(|(_, extent)| (extent, "pending")),
+    );
+    all.sort_by_key(|(extent, _)| *extent);
+    let mut next = FIRST_DATA_PAGE;
+    for (extent, kind) in all {
+        let broken = |reason: String| Error::Invariant {
+            location: format!("page {}", extent.start),
+            reason: format!("{what}: {reason}"),
+        };
+        if extent.start.0 < next {
+            return Err(broken(format!(
+                "{kind} {extent:?} overlaps what precedes it"
+            )));
+        }
+        if extent.start.0 > next {
+            return Err(broken(format!(
+                "pages {next}..{} are leaked: neither live, free nor pending",
+                extent.start.0
+            )));
+        }
+        next = extent.end();
+    }
+    if next != space.end() {
+        return Err(Error::Invariant {
+            location: format!("page {}", PageId(next)),
+            reason: format!("{what}: the pages reach {next}, the end is {}", space.end()),
+        });
+    }
+    Ok(())
+}

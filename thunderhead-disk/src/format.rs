@@ -1,0 +1,240 @@
+//! The fixed part of a store: the header (page 0), written once when the store is
+//! created, and the two meta slots (pages 1 and 2), written alternately by commits, as
+//! LMDB does with its two meta pages. A slot names a whole committed version: its
+//! revision, the used length of the store, and the roots of the trees and of the free
+//! space. Opening picks the valid slot with the highest revision; a torn or damaged slot
+//! fails its checksum and is ignored, never trusted.
+
+use crate::{Error, PageId, Result, page_checksum, seal_checksum};
+
+/// The first eight bytes of every Thunderhead store.
+pub const MAGIC: [u8; 8] = *b"THUNDRHD";
+/// Version of the file format written by this build.
+pub const FILE_FORMAT_VERSION: u32 = 1;
+/// The header page.
+pub const HEADER_PAGE: PageId = PageId(0);
+/// The two meta slots.
+pub const META_PAGES: [PageId; 2] = [PageId(1), PageId(2)];
+/// Page kind byte of a meta slot.
+pub const META_PAGE_KIND: u8 = 6;
+const META_FORMAT: u8 = 1;
+/// Bytes of the header that carry information (the rest of page 0 is zero).
+pub const HEADER_BYTES: usize = 20;
+/// Bytes of a meta slot that carry information (the rest of its page is zero).
+pub const META_BYTES: usize = 80;
+
+/// The header of a store: what it is and its page size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Bytes per page.
+    pub page_size: usize,
+}
+
+impl Header {
+    /// The header as a page of `page_size` bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut page = vec![0u8; self.page_size];
+        page[0..8].copy_from_slice(&MAGIC);
+        page[8..12].copy_from_slice(&FILE_FORMAT_VERSION.to_le_bytes());
+        page[12..16].copy_from_slice(&(self.page_size as u32).to_le_bytes());
+        let checksum = crc32fast::hash(&page[0..16]);
+        page[16..20].copy_from_slice(&checksum.to_le_bytes());
+        page
+    }
+
+    /// Reads a header from the first bytes of a store. Anything that is not a
+    /// Thunderhead header of a supported version is a typed error.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let not_ours = |reason: &str| Error::NotAStore {
+            reason: reason.to_string(),
+        };
+        if bytes.len() < HEADER_BYTES {
+            return Err(not_ours("too short to hold a header"));
+        }
+        if bytes[0..8] != MAGIC {
+            return Err(not_ours("no Thunderhead magic number"));
+        }
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        if crc32fast::hash(&bytes[0..16]) != word(16) {
+            return Err(not_ours("header checksum mismatch"));
+        }
+        let version = word(8);
+        if version != FILE_FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion { version });
+        }
+        let page_size = word(12) as usize;
+        crate::store::check_page_size(page_size)?;
+        Ok(Self { page_size })
+    }
+}
+
+/// Where a tree's root is, and the last sequence number the tree used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeRoot {
+    /// The root node's page.
+    pub page: PageId,
+    /// The root page's checksum.
+    pub checksum: u32,
+    /// The tree's last sequence number.
+    pub seq: u64,
+}
+
+/// Where a checksummed extent is (the free space, and in later versions the snapshots).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExtentRoot {
+    /// First page (`PageId::NONE` for none).
+    pub page: PageId,
+    /// Pages in the extent.
+    pub page_count: u32,
+    /// The extent's checksum.
+    pub checksum: u32,
+}
+
+/// One committed version of the whole store, as a meta slot records it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Commits count up from 0 (the empty store).
+    pub revision: u64,
+    /// The used length of the store in pages: every page this version uses lies below.
+    pub end: u64,
+    /// The root of the tree (the catalog of named trees, once there are several).
+    pub tree: TreeRoot,
+    /// The free-space state of this version.
+    pub free_space: ExtentRoot,
+    /// The retained snapshots (none yet: reserved for the versions work).
+    pub snapshots: ExtentRoot,
+}
+
+impl Meta {
+    /// The slot as a page of `page_size` bytes, checksummed.
+    pub fn encode(&self, page_size: usize) -> Vec<u8> {
+        let mut page = vec![0u8; page_size];
+        page[0] = META_PAGE_KIND;
+        page[1] = META_FORMAT;
+        let mut at = 8;
+        let mut put = |bytes: &[u8]| {
+            page[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&self.revision.to_le_bytes());
+        put(&self.end.to_le_bytes());
+        put(&self.tree.page.0.to_le_bytes());
+        put(&self.tree.checksum.to_le_bytes());
+        put(&0u32.to_le_bytes());
+        put(&self.tree.seq.to_le_bytes());
+        for extent in [self.free_space, self.snapshots] {
+            put(&extent.page.0.to_le_bytes());
+            put(&extent.page_count.to_le_bytes());
+            put(&extent.checksum.to_le_bytes());
+        }
+        debug_assert_eq!(at, META_BYTES);
+        seal_checksum(&mut page);
+        page
+    }
+
+    /// Reads a meta slot from `page`; a torn, damaged or foreign slot is an error (the
+    /// caller then ignores the slot). Roots are checked to lie inside the used length.
+    pub fn decode(page: PageId, bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < META_BYTES {
+            return Err(Error::corrupted(
+                page,
+                "meta slot shorter than its contents",
+            ));
+        }
+        let stored = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+        let actual = page_checksum(bytes);
+        if stored != actual {
+            return Err(Error::ChecksumMismatch {
+                page,
+                expected: stored,
+                actual,
+            });
+        }
+        if bytes[0] != META_PAGE_KIND || bytes[1] != META_FORMAT {
+            return Err(Error::corrupted(page, "not a meta slot of a known format"));
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8"));
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
+        let extent_at = |at: usize| ExtentRoot {
+            page: PageId(u64_at(at)),
+            page_count: u32_at(at + 8),
+            checksum: u32_at(at + 12),
+        };
+        let meta = Meta {
+            revision: u64_at(8),
+            end: u64_at(16),
+            tree: TreeRoot {
+                page: PageId(u64_at(24)),
+                checksum: u32_at(32),
+                seq: u64_at(40),
+            },
+            free_space: extent_at(48),
+            snapshots: extent_at(64),
+        };
+        let inside = |first: PageId, page_count: u64| {
+            first.0 >= crate::FIRST_DATA_PAGE
+                && first
+                    .0
+                    .checked_add(page_count)
+                    .is_some_and(|end| end <= meta.end)
+        };
+        if !inside(meta.tree.page, 1) {
+            return Err(Error::corrupted(page, "tree root outside the store"));
+        }
+        if meta.free_space.page_count == 0
+            || !inside(meta.free_space.page, u64::from(meta.free_space.page_count))
+        {
+            return Err(Error::corrupted(page, "free space outside the store"));
+        }
+        Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Header and meta slot round-trip; every single-bit flip in what they carry is
+    /// caught, and foreign bytes are `NotAStore`.
+    #[test]
+    fn round_trip_and_damage() {
+        let header = Header { page_size: 4096 };
+        let bytes = header.encode();
+        assert_eq!(Header::decode(&bytes).unwrap(), header);
+        for bit in 0..HEADER_BYTES * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(Header::decode(&damaged).is_err(), "header bit {bit}");
+        }
+        assert!(matches!(Header::decode(b""), Err(Error::NotAStore { .. })));
+        assert!(matches!(
+            Header::decode(&[0u8; 4096]),
+            Err(Error::NotAStore { .. })
+        ));
+
+        let meta = Meta {
+            revision: 9,
+            end: 100,
+            tree: TreeRoot {
+                page: PageId(50),
+                checksum: 77,
+                seq: 1234,
+            },
+            free_space: ExtentRoot {
+                page: PageId(60),
+                page_count: 2,
+                checksum: 5,
+            },
+            snapshots: ExtentRoot::default(),
+        };
+        let bytes = meta.encode(4096);
+        assert_eq!(Meta::decode(PageId(1), &bytes).unwrap(), meta);
+        for bit in 0..META_BYTES * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(Meta::decode(PageId(1), &damaged).is_err(), "meta bit {bit}");
+        }
+        let outside = Meta { end: 51, ..meta };
+        assert!(Meta::decode(PageId(1), &outside.encode(4096)).is_err());
+    }
+}

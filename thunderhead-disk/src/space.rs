@@ -1,0 +1,408 @@
+//! Free space: which pages of a store are free for reuse now, which were freed by a
+//! commit but may still be read (by a reader of an older version, or by recovery falling
+//! back to the last durable version), and where the used part of the store ends.
+//!
+//! The state is part of every committed version: a commit writes it to a fresh extent and
+//! the meta slot points at it. A crash therefore never leaks a page or hands one out
+//! twice: whatever a commit that never became durable allocated is free again in the
+//! version recovery falls back to.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{Error, PageId, Result, page_checksum, seal_checksum};
+
+/// Pages 0 (header) and 1, 2 (meta slots) are never allocated.
+pub const FIRST_DATA_PAGE: u64 = 3;
+
+/// Page kind byte of a free-space extent (node kinds 1 to 4 are the tree's).
+pub const FREE_SPACE_PAGE_KIND: u8 = 5;
+const FREE_SPACE_FORMAT: u8 = 1;
+const HEADER_BYTES: usize = 32;
+const FREE_ENTRY_BYTES: usize = 16;
+const PENDING_ENTRY_BYTES: usize = 24;
+
+/// A run of consecutive pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Extent {
+    /// First page.
+    pub start: PageId,
+    /// Pages in the run (at least one).
+    pub page_count: u64,
+}
+
+impl Extent {
+    /// The extent of `page_count` pages starting at `start`.
+    pub fn new(start: PageId, page_count: u64) -> Self {
+        Self { start, page_count }
+    }
+
+    /// One past the last page.
+    pub fn end(&self) -> u64 {
+        self.start.0 + self.page_count
+    }
+}
+
+/// The allocation state of a store.
+#[derive(Clone, Debug, Default)]
+pub struct FreeSpace {
+    /// First page never allocated: the used length of the store.
+    end: u64,
+    /// Free runs by first page, coalesced: no two touch.
+    free: BTreeMap<u64, u64>,
+    /// The same runs by (length, first page), for best-fit allocation.
+    free_by_len: BTreeSet<(u64, u64)>,
+    /// Runs freed by a commit, by the revision that freed them: still readable by older
+    /// versions, reusable once nothing can read a revision before that one.
+    pending: BTreeMap<u64, Vec<Extent>>,
+    /// Runs allocated since tracking began (by a writer that has not committed yet).
+    fresh: Option<Vec<Extent>>,
+}
+
+impl FreeSpace {
+    /// A store whose pages below `end` are all in use (`end` is at least
+    /// [`FIRST_DATA_PAGE`]).
+    pub fn new(end: u64) -> Self {
+        Self {
+            end: end.max(FIRST_DATA_PAGE),
+            ..Self::default()
+        }
+    }
+
+    /// First page never allocated.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Reserves `page_count` consecutive pages: the smallest free run that fits, else
+    /// pages past the end.
+    pub fn allocate(&mut self, page_count: u64) -> PageId {
+        let page_count = page_count.max(1);
+        let fit = self.free_by_len.range((page_count, 0)..).next().copied();
+        let start = match fit {
+            Some((len, start)) => {
+                self.remove_free(start, len);
+                if len > page_count {
+                    self.insert_free(start + page_count, len - page_count);
+                }
+                start
+            }
+            None => {
+                let start = self.end;
+                self.end += page_count;
+                start
+            }
+        };
+        if let Some(fresh) = &mut self.fresh {
+            fresh.push(Extent::new(PageId(start), page_count));
+        }
+        PageId(start)
+    }
+
+    /// Makes `extent` free for reuse now. It must not be free or pending already.
+    pub fn free(&mut self, extent: Extent) {
+        debug_assert!(extent.start.0 >= FIRST_DATA_PAGE && extent.end() <= self.end);
+        debug_assert!(!self.overlaps_free(extent), "double free of {extent:?}");
+        let (mut start, mut len) = (extent.start.0, extent.page_count);
+        if let Some((&before, &before_len)) = self.free.range(..start).next_back()
+            && before + before_len == start
+        {
+            self.remove_free(before, before_len);
+            start = before;
+            len += before_len;
+        }
+        if let Some(after_len) = self.free.get(&(start + len)).copied() {
+            self.remove_free(start + len, after_len);
+            len += after_len;
+        }
+        self.insert_free(start, len);
+    }
+
+    /// Records that the commit of `revision` freed `extent`: versions before it may
+    /// still read it, so it waits for [`FreeSpace::release`].
+    pub fn defer(&mut self, revision: u64, extent: Extent) {
+        self.pending.entry(revision).or_default().push(extent);
+    }
+
+    /// Frees every run freed at or before `revision`: nothing reads an older version.
+    pub fn release(&mut self, revision: u64) {
+        let later = match revision.checked_add(1) {
+            Some(first_kept) => self.pending.split_off(&first_kept),
+            None => BTreeMap::new(),
+        };
+        let released = std::mem::replace(&mut self.pending, later);
+        for extent in released.into_values().flatten() {
+            self.free(extent);
+        }
+    }
+
+    /// Starts recording allocations, for a writer that may abort.
+    pub fn track_fresh(&mut self) {
+        self.fresh.get_or_insert_with(Vec::new);
+    }
+
+    /// The runs allocated since tracking began; tracking goes on from empty.
+    pub fn take_fresh(&mut self) -> Vec<Extent> {
+        self.fresh.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Returns a free run that ends the store to the unused space past the end; the new
+    /// end, which the store may be truncated to once a version recording it is durable.
+    pub fn trim(&mut self) -> u64 {
+        if let Some((&start, &len)) = self.free.iter().next_back()
+            && start + len == self.end
+        {
+            self.remove_free(start, len);
+            self.end = start;
+        }
+        self.end
+    }
+
+    /// The free runs, in page order.
+    pub fn free_extents(&self) -> impl Iterator<Item = Extent> + '_ {
+        self.free
+            .iter()
+            .map(|(&start, &len)| Extent::new(PageId(start), len))
+    }
+
+    /// The runs waiting for readers, with the revision that freed each.
+    pub fn pending_extents(&self) -> impl Iterator<Item = (u64, Extent)> + '_ {
+        self.pending
+            .iter()
+            .flat_map(|(&revision, extents)| extents.iter().map(move |&e| (revision, e)))
+    }
+
+    /// Pages free now.
+    pub fn free_page_count(&self) -> u64 {
+        self.free.values().sum()
+    }
+
+    /// Whether `extent` shares a page with a free or pending run or reaches past the end:
+    /// pages a version with this state did not use.
+    pub fn overlaps_unused(&self, extent: Extent) -> bool {
+        extent.end() > self.end
+            || self.overlaps_free(extent)
+            || self.pending_extents().any(|(_, pending)| {
+                pending.start.0 < extent.end() && extent.start.0 < pending.end()
+            })
+    }
+
+    fn overlaps_free(&self, extent: Extent) -> bool {
+        self.free
+            .range(..extent.end())
+            .next_back()
+            .is_some_and(|(&start, &len)| start + len > extent.start.0)
+    }
+
+    fn insert_free(&mut self, start: u64, len: u64) {
+        self.free.insert(start, len);
+        self.free_by_len.insert((len, start));
+    }
+
+    fn remove_free(&mut self, start: u64, len: u64) {
+        self.free.remove(&start);
+        self.free_by_len.remove(&(len, start));
+    }
+
+    /// Pages the encoded state takes.
+    pub fn encoded_page_count(&self, page_size: usize) -> u64 {
+        let pending: usize = self.pending.values().map(Vec::len).sum();
+        let bytes =
+            HEADER_BYTES + self.free.len() * FREE_ENTRY_BYTES + pending * PENDING_ENTRY_BYTES;
+        bytes.div_ceil(page_size) as u64
+    }
+
+    /// The state as an extent of `page_count` pages (at least
+    /// [`FreeSpace::encoded_page_count`]), checksummed; returns the bytes and checksum.
+    pub fn encode(&self, page_size: usize, page_count: u64) -> (Vec<u8>, u32) {
+        let pending: Vec<(u64, Extent)> = self.pending_extents().collect();
+        let mut bytes = Vec::with_capacity(page_count as usize * page_size);
+        bytes.extend_from_slice(&[FREE_SPACE_PAGE_KIND, FREE_SPACE_FORMAT, 0, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&self.end.to_le_bytes());
+        bytes.extend_from_slice(&(self.free.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&(pending.len() as u64).to_le_bytes());
+        for (&start, &len) in &self.free {
+            bytes.extend_from_slice(&start.to_le_bytes());
+            bytes.extend_from_slice(&len.to_le_bytes());
+        }
+        for (revision, extent) in pending {
+            bytes.extend_from_slice(&revision.to_le_bytes());
+            bytes.extend_from_slice(&extent.start.0.to_le_bytes());
+            bytes.extend_from_slice(&extent.page_count.to_le_bytes());
+        }
+        assert!(
+            bytes.len() <= page_count as usize * page_size,
+            "extent too small"
+        );
+        bytes.resize(page_count as usize * page_size, 0);
+        let checksum = seal_checksum(&mut bytes);
+        (bytes, checksum)
+    }
+
+    /// Decodes and validates a state read from `page`. Nothing in `bytes` is trusted:
+    /// counts, order and bounds are all checked.
+    pub fn decode(page: PageId, bytes: &[u8], expected_checksum: u32) -> Result<Self> {
+        let corrupted = |reason: &str| Error::corrupted(page, format!("free space: {reason}"));
+        if bytes.len() < HEADER_BYTES {
+            return Err(corrupted("shorter than its header"));
+        }
+        let actual = page_checksum(bytes);
+        let stored = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        if actual != stored || actual != expected_checksum {
+            return Err(Error::ChecksumMismatch {
+                page,
+                expected: expected_checksum,
+                actual,
+            });
+        }
+        if bytes[0] != FREE_SPACE_PAGE_KIND || bytes[1] != FREE_SPACE_FORMAT {
+            return Err(corrupted("not a free-space extent of a known format"));
+        }
+        let word = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .ok_or_else(|| corrupted("entries run past the extent"))
+        };
+        let end = word(8)?;
+        let free_count = word(16)?;
+        let pending_count = word(24)?;
+        let room = (bytes.len() - HEADER_BYTES) as u64;
+        let needed = free_count
+            .checked_mul(FREE_ENTRY_BYTES as u64)
+            .zip(pending_count.checked_mul(PENDING_ENTRY_BYTES as u64))
+            .and_then(|(free, pending)| free.checked_add(pending));
+        if needed.is_none_or(|needed| needed > room) {
+            return Err(corrupted("entry counts exceed the extent"));
+        }
+        if end < FIRST_DATA_PAGE {
+            return Err(corrupted("end below the first data page"));
+        }
+        let mut space = FreeSpace::new(end);
+        let mut at = HEADER_BYTES;
+        let mut previous_end = FIRST_DATA_PAGE;
+        for _ in 0..free_count {
+            let (start, len) = (word(at)?, word(at + 8)?);
+            at += FREE_ENTRY_BYTES;
+            let stop = start.checked_add(len).filter(|&stop| stop <= end);
+            if len == 0 || start < previous_end || stop.is_none() {
+                return Err(corrupted("free runs out of order, empty or past the end"));
+            }
+            previous_end = stop.unwrap_or(end);
+            space.insert_free(start, len);
+        }
+        let mut claimed: Vec<Extent> = space.free_extents().collect();
+        for _ in 0..pending_count {
+            let (revision, start, len) = (word(at)?, word(at + 8)?, word(at + 16)?);
+            at += PENDING_ENTRY_BYTES;
+            let stop = start.checked_add(len).filter(|&stop| stop <= end);
+            if len == 0 || start < FIRST_DATA_PAGE || stop.is_none() {
+                return Err(corrupted("pending run empty or outside the store"));
+            }
+            let extent = Extent::new(PageId(start), len);
+            claimed.push(extent);
+            space.defer(revision, extent);
+        }
+        claimed.sort();
+        if claimed
+            .windows(2)
+            .any(|pair| pair[0].end() > pair[1].start.0)
+        {
+            return Err(corrupted("runs overlap"));
+        }
+        Ok(space)
+    }
+}
+
+impl PartialEq for FreeSpace {
+    /// Equal allocation states (what is tracked as fresh is not part of the state).
+    fn eq(&self, other: &Self) -> bool {
+        self.end == other.end && self.free == other.free && self.pending == other.pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extent(start: u64, page_count: u64) -> Extent {
+        Extent::new(PageId(start), page_count)
+    }
+
+    /// Allocation takes the best-fitting run, splits it, extends the end when nothing
+    /// fits; frees coalesce with both neighbours; trim gives back a free tail.
+    #[test]
+    fn allocate_free_coalesce_trim() {
+        let mut space = FreeSpace::new(0);
+        assert_eq!(space.end(), FIRST_DATA_PAGE);
+        let a = space.allocate(2);
+        let b = space.allocate(1);
+        let c = space.allocate(3);
+        assert_eq!((a.0, b.0, c.0, space.end()), (3, 5, 6, 9));
+        space.free(extent(3, 2));
+        space.free(extent(6, 3));
+        assert_eq!(space.allocate(1), PageId(3), "best fit is the 2-page run");
+        assert_eq!(space.allocate(3), PageId(6));
+        assert_eq!(space.allocate(2), PageId(9), "nothing fits: grow");
+        // Page 4 is the rest of the run page 3 came from.
+        space.free(extent(5, 1));
+        space.free(extent(3, 1));
+        assert_eq!(space.free_extents().collect::<Vec<_>>(), vec![extent(3, 3)]);
+        space.free(extent(9, 2));
+        assert_eq!(space.trim(), 9);
+        assert_eq!(space.free_page_count(), 3);
+    }
+
+    /// Deferred runs wait for their revision to be released.
+    #[test]
+    fn deferred_runs_wait_for_release() {
+        let mut space = FreeSpace::new(20);
+        space.defer(5, extent(3, 2));
+        space.defer(7, extent(10, 1));
+        space.release(4);
+        assert_eq!(space.free_page_count(), 0);
+        assert!(space.overlaps_unused(extent(4, 1)));
+        space.release(6);
+        assert_eq!(space.free_page_count(), 2);
+        assert_eq!(space.pending_extents().count(), 1);
+        space.release(u64::MAX);
+        assert_eq!(space.free_page_count(), 3);
+    }
+
+    /// Fresh tracking records exactly the allocations since the last take.
+    #[test]
+    fn fresh_tracking() {
+        let mut space = FreeSpace::new(0);
+        space.allocate(1);
+        space.track_fresh();
+        let a = space.allocate(2);
+        assert_eq!(space.take_fresh(), vec![extent(a.0, 2)]);
+        assert!(space.take_fresh().is_empty());
+    }
+
+    /// The encoding round-trips, and damage is a typed error, never a panic.
+    #[test]
+    fn encode_decode_and_reject_damage() {
+        let mut space = FreeSpace::new(100);
+        space.free(extent(10, 5));
+        space.free(extent(40, 1));
+        space.defer(3, extent(50, 4));
+        let pages = space.encoded_page_count(4096);
+        let (bytes, checksum) = space.encode(4096, pages);
+        let back = FreeSpace::decode(PageId(7), &bytes, checksum).unwrap();
+        assert_eq!(back, space);
+        assert!(FreeSpace::decode(PageId(7), &bytes, checksum ^ 1).is_err());
+        for at in (0..200).step_by(3) {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x40;
+            assert!(FreeSpace::decode(PageId(7), &damaged, checksum).is_err());
+            // Even with a matching checksum, structure is validated.
+            let resealed = seal_checksum(&mut damaged);
+            let _ = FreeSpace::decode(PageId(7), &damaged, resealed);
+        }
+        let mut overlapping = FreeSpace::new(100);
+        overlapping.free(extent(10, 5));
+        overlapping.defer(3, extent(12, 1));
+        let (bytes, checksum) = overlapping.encode(4096, 1);
+        assert!(FreeSpace::decode(PageId(7), &bytes, checksum).is_err());
+    }
+}
