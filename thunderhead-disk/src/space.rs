@@ -56,6 +56,9 @@ pub struct FreeSpace {
     pending: BTreeMap<u64, Vec<Extent>>,
     /// Runs allocated since tracking began (by a writer that has not committed yet).
     fresh: Option<Vec<Extent>>,
+    /// Runs written by commits since the last durable one: all a crash can have lost or
+    /// torn, so all recovery must verify before trusting the version.
+    recent: Vec<Extent>,
 }
 
 impl FreeSpace {
@@ -145,6 +148,21 @@ impl FreeSpace {
         self.fresh.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// Records that a commit since the last durable one wrote `extent`.
+    pub fn note_written(&mut self, extent: Extent) {
+        self.recent.push(extent);
+    }
+
+    /// The runs written since the last durable commit.
+    pub fn recent(&self) -> &[Extent] {
+        &self.recent
+    }
+
+    /// The version is durable: nothing written so far can be lost any more.
+    pub fn clear_recent(&mut self) {
+        self.recent.clear();
+    }
+
     /// Returns a free run that ends the store to the unused space past the end; the new
     /// end, which the store may be truncated to once a version recording it is durable.
     pub fn trim(&mut self) -> u64 {
@@ -206,8 +224,9 @@ impl FreeSpace {
     /// Pages the encoded state takes.
     pub fn encoded_page_count(&self, page_size: usize) -> u64 {
         let pending: usize = self.pending.values().map(Vec::len).sum();
-        let bytes =
-            HEADER_BYTES + self.free.len() * FREE_ENTRY_BYTES + pending * PENDING_ENTRY_BYTES;
+        let bytes = HEADER_BYTES
+            + (self.free.len() + self.recent.len()) * FREE_ENTRY_BYTES
+            + pending * PENDING_ENTRY_BYTES;
         bytes.div_ceil(page_size) as u64
     }
 
@@ -218,11 +237,16 @@ impl FreeSpace {
         let mut bytes = Vec::with_capacity(page_count as usize * page_size);
         bytes.extend_from_slice(&[FREE_SPACE_PAGE_KIND, FREE_SPACE_FORMAT, 0, 0, 0, 0, 0, 0]);
         bytes.extend_from_slice(&self.end.to_le_bytes());
-        bytes.extend_from_slice(&(self.free.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&(self.free.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(self.recent.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&(pending.len() as u64).to_le_bytes());
         for (&start, &len) in &self.free {
             bytes.extend_from_slice(&start.to_le_bytes());
             bytes.extend_from_slice(&len.to_le_bytes());
+        }
+        for extent in &self.recent {
+            bytes.extend_from_slice(&extent.start.0.to_le_bytes());
+            bytes.extend_from_slice(&extent.page_count.to_le_bytes());
         }
         for (revision, extent) in pending {
             bytes.extend_from_slice(&revision.to_le_bytes());
@@ -264,10 +288,11 @@ impl FreeSpace {
                 .ok_or_else(|| corrupted("entries run past the extent"))
         };
         let end = word(8)?;
-        let free_count = word(16)?;
+        let counts = word(16)?;
+        let (free_count, recent_count) = (counts & 0xFFFF_FFFF, counts >> 32);
         let pending_count = word(24)?;
         let room = (bytes.len() - HEADER_BYTES) as u64;
-        let needed = free_count
+        let needed = (free_count + recent_count)
             .checked_mul(FREE_ENTRY_BYTES as u64)
             .zip(pending_count.checked_mul(PENDING_ENTRY_BYTES as u64))
             .and_then(|(free, pending)| free.checked_add(pending));
@@ -289,6 +314,15 @@ impl FreeSpace {
             }
             previous_end = stop.unwrap_or(end);
             space.insert_free(start, len);
+        }
+        for _ in 0..recent_count {
+            let (start, len) = (word(at)?, word(at + 8)?);
+            at += FREE_ENTRY_BYTES;
+            let stop = start.checked_add(len).filter(|&stop| stop <= end);
+            if len == 0 || start < FIRST_DATA_PAGE || stop.is_none() {
+                return Err(corrupted("recently written run empty or outside the store"));
+            }
+            space.note_written(Extent::new(PageId(start), len));
         }
         let mut claimed: Vec<Extent> = space.free_extents().collect();
         for _ in 0..pending_count {
@@ -316,7 +350,10 @@ impl FreeSpace {
 impl PartialEq for FreeSpace {
     /// Equal allocation states (what is tracked as fresh is not part of the state).
     fn eq(&self, other: &Self) -> bool {
-        self.end == other.end && self.free == other.free && self.pending == other.pending
+        self.end == other.end
+            && self.free == other.free
+            && self.pending == other.pending
+            && self.recent == other.recent
     }
 }
 
@@ -386,6 +423,7 @@ mod tests {
         space.free(extent(10, 5));
         space.free(extent(40, 1));
         space.defer(3, extent(50, 4));
+        space.note_written(extent(60, 2));
         let pages = space.encoded_page_count(4096);
         let (bytes, checksum) = space.encode(4096, pages);
         let back = FreeSpace::decode(PageId(7), &bytes, checksum).unwrap();

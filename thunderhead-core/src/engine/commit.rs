@@ -53,7 +53,9 @@ pub(super) fn commit<S: PageStore>(
     let mut space = pager.space();
     let mut next = space.clone();
     for extent in next.take_fresh() {
-        if !diff.referenced.contains(&extent.start.0) {
+        if diff.referenced.contains(&extent.start.0) {
+            next.note_written(extent);
+        } else {
             next.free(extent);
         }
     }
@@ -76,6 +78,9 @@ pub(super) fn commit<S: PageStore>(
     );
     match written {
         Ok(meta) => {
+            if durability == Durability::Immediate {
+                next.clear_recent();
+            }
             *space = next;
             drop(space);
             let mut state = engine.lock_state();
@@ -147,4 +152,49 @@ pub(super) fn publish<S: PageStore>(
         resolve(store.sync())?;
     }
     Ok(meta)
+}
+
+impl<S: PageStore> Engine<S> {
+    /// Gives the free pages at the end of the store back to the operating system: commits
+    /// (durably) a version whose end excludes them, then truncates. Returns the pages
+    /// the store shrank by. Pages still kept for readers of older versions stay.
+    pub fn compact(&self) -> Result<u64> {
+        let _writer = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pager = self.shared.pager.clone();
+        let (base, reusable, slot) = {
+            let state = self.lock_state();
+            (state.meta, state.reusable_up_to(), 1 - state.durable_slot)
+        };
+        let mut space = pager.space();
+        let mut next = space.clone();
+        next.release(reusable);
+        next.trim();
+        let old_space = Extent::new(base.free_space.page, u64::from(base.free_space.page_count));
+        let published = Published {
+            revision: base.revision + 1,
+            tree: base.tree,
+            slot,
+            durability: Durability::Immediate,
+            reusable,
+        };
+        let meta = publish(&pager, &mut next, Some(old_space), published)?;
+        next.clear_recent();
+        *space = next;
+        drop(space);
+        {
+            let mut state = self.lock_state();
+            state.meta = meta;
+            state.durable = meta.revision;
+            state.durable_slot = slot;
+        }
+        let before = pager.store().page_count();
+        if meta.end < before {
+            resolve(pager.store().truncate(meta.end))?;
+        }
+        Ok(before.saturating_sub(pager.store().page_count()))
+    }
 }

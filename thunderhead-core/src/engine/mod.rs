@@ -175,6 +175,7 @@ impl<S: PageStore> Engine<S> {
     /// [`Engine::sync`] for the holder of the writer lock.
     fn sync_held(&self) -> Result<()> {
         thunderhead_disk::resolve(self.shared.pager.store().sync())?;
+        self.shared.pager.space().clear_recent();
         let mut state = self.lock_state();
         if state.durable != state.meta.revision {
             state.durable = state.meta.revision;

@@ -7,6 +7,7 @@
 //! with the chosen version, so a later crash cannot bring back a version that was
 //! reported lost) and one sync.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +21,7 @@ use super::{Durability, Engine, Shared, State};
 use crate::config::TreeConfig;
 use crate::error::{Error, Result};
 use crate::pager::Pager;
-use crate::tree::{Tree, verify_since};
+use crate::tree::{Tree, verify_recent};
 
 impl Engine<FileStore> {
     /// Creates a store in a new file at `path` with pages of `page_size` bytes.
@@ -110,6 +111,7 @@ impl<S: PageStore> Engine<S> {
         // cache (the last process may have died after an eventual commit).
         resolve(pager.store().sync())?;
         let mut space = space;
+        space.clear_recent();
         space.track_fresh();
         *pager.space() = space;
         Ok(Self::assemble(pager, meta, slot))
@@ -137,7 +139,9 @@ fn not_a_store(reason: &str) -> Error {
     })
 }
 
-/// Picks the version to open: (slot, meta, free space).
+/// Picks the version to open: (slot, meta, free space). The newest valid slot whose
+/// recently written extents verify wins; a slot that fails is the in-flight commit a
+/// crash cut short, and the other slot, durable before it was written, is next.
 fn choose<S: PageStore>(
     pager: &Pager<S>,
     slots: [thunderhead_disk::Result<Meta>; 2],
@@ -149,20 +153,14 @@ fn choose<S: PageStore>(
         .collect();
     valid.sort_by_key(|(_, meta)| std::cmp::Reverse(meta.revision));
     let mut rejected = Vec::new();
-    if let [(newest_slot, newest), (_, older)] = valid[..] {
-        let attempt =
-            load_trusted(pager, &older).and_then(|base| verify_newer(pager, &newest, &base));
-        match attempt {
-            Ok(space) => return Ok((newest_slot, newest, space)),
+    for (slot, meta) in valid {
+        match load_verified(pager, &meta) {
+            Ok(space) => return Ok((slot, meta, space)),
             Err(error) if lost_in_crash(&error) => {
-                rejected.push(format!("revision {}: {error}", newest.revision));
-                valid.remove(0);
+                rejected.push(format!("revision {}: {error}", meta.revision));
             }
             Err(error) => return Err(error),
         }
-    }
-    if let Some(&(slot, meta)) = valid.first() {
-        return Ok((slot, meta, load_trusted(pager, &meta)?));
     }
     for (slot, meta) in slots.iter().enumerate() {
         if let Err(error) = meta {
@@ -183,9 +181,9 @@ fn lost_in_crash(error: &Error) -> bool {
         )
 }
 
-/// The free space of a version that was durable before anything since was written:
-/// its root and free space are read (and checked); the rest is checked when read.
-fn load_trusted<S: PageStore>(pager: &Pager<S>, meta: &Meta) -> Result<FreeSpace> {
+/// Loads a version's free space and verifies every extent written since the last
+/// durable commit before it; returns the free space.
+fn load_verified<S: PageStore>(pager: &Pager<S>, meta: &Meta) -> Result<FreeSpace> {
     let store_pages = pager.store().page_count();
     if meta.end > store_pages {
         return Err(Error::corrupted(
@@ -205,18 +203,9 @@ fn load_trusted<S: PageStore>(pager: &Pager<S>, meta: &Meta) -> Result<FreeSpace
             "free space and meta slot disagree on the store's length",
         ));
     }
-    pager.load_node(super::version_of(meta).root_ref())?;
-    Ok(space)
-}
-
-/// Verifies every extent `newest` uses that the version with free space `base` did
-/// not, and returns `newest`'s free space.
-fn verify_newer<S: PageStore>(
-    pager: &Pager<S>,
-    newest: &Meta,
-    base: &FreeSpace,
-) -> Result<FreeSpace> {
-    let space = load_trusted(pager, newest)?;
-    verify_since(pager, super::version_of(newest).root_ref(), base)?;
+    let root = super::version_of(meta).root_ref();
+    pager.load_node(root)?;
+    let recent: HashSet<u64> = space.recent().iter().map(|extent| extent.start.0).collect();
+    verify_recent(pager, root, &recent)?;
     Ok(space)
 }

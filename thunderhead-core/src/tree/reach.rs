@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use thunderhead_disk::{Extent, FreeSpace, PageId, PageStore};
+use thunderhead_disk::{Extent, PageId, PageStore};
 
 use crate::config::TREE_DEPTH_MAX;
 use crate::error::{Error, Result};
@@ -181,20 +181,19 @@ pub(crate) fn commit_diff<S: PageStore>(
     Ok(CommitDiff { referenced, freed })
 }
 
-/// Reads and verifies every extent of the version rooted at `root` that the version
-/// with free space `base` did not use: the pages written since `base`, which a crash
-/// may have lost or torn. Extents `base` used are durable and untouched since, so a node
-/// `base` used is skipped with its subtree. Any damage is an error.
-pub(crate) fn verify_since<S: PageStore>(
+/// Reads and verifies every extent of the version rooted at `root` that was written
+/// since the last durable commit (`recent`, by first page): what a crash may have lost
+/// or torn. A node not written since is durable with its whole subtree and is skipped,
+/// so the cost follows what the last commits wrote. Any damage is an error.
+pub(crate) fn verify_recent<S: PageStore>(
     pager: &Pager<S>,
     root: StoredRef,
-    base: &FreeSpace,
+    recent: &HashSet<u64>,
 ) -> Result<u64> {
-    let page_size = pager.limits().page_size_bytes;
     let mut verified = 0;
     let mut stack = vec![(root, Fences::default(), None)];
     while let Some((node, fences, level)) = stack.pop() {
-        if !base.overlaps_unused(Extent::new(node.page, 1)) {
+        if !recent.contains(&node.page.0) {
             continue;
         }
         // Loading checks the node (and each segment) against the checksum its parent
@@ -203,7 +202,7 @@ pub(crate) fn verify_since<S: PageStore>(
         check_level(node, parts.level, level)?;
         verified += 1 + parts.segments.len() as u64;
         for reference in &parts.overflows {
-            if base.overlaps_unused(overflow_extent(reference, page_size)) {
+            if recent.contains(&reference.page().0) {
                 pager.get_value(reference)?;
                 verified += 1;
             }

@@ -63,12 +63,20 @@ impl CrashImage {
 }
 
 impl<S: PageStore> FaultStore<S> {
-    /// Wraps `inner`, injecting the faults of `plan`.
+    /// Wraps `inner`, injecting the faults of `plan`. What `inner` already holds is
+    /// taken as durable.
     pub fn new(inner: S, plan: FaultPlan) -> Self {
+        let mut durable = BTreeMap::new();
+        for page in 0..inner.page_count() {
+            if let Ok(bytes) = crate::resolve(inner.read(PageId(page), 1)) {
+                durable.insert(page, bytes.to_vec());
+            }
+        }
         Self {
             inner,
             state: Mutex::new(FaultState {
                 plan,
+                durable,
                 ..FaultState::default()
             }),
         }
@@ -82,6 +90,11 @@ impl<S: PageStore> FaultStore<S> {
     /// Replaces the fault plan; the operation counters keep running.
     pub fn set_plan(&self, plan: FaultPlan) {
         self.lock().plan = plan;
+    }
+
+    /// Operations (reads, writes, syncs, truncations) attempted so far.
+    pub fn operations(&self) -> u64 {
+        self.lock().operations
     }
 
     /// Faults injected so far.

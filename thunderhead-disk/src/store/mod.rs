@@ -63,6 +63,41 @@ pub trait PageStore: Send + Sync {
     fn stats(&self) -> StoreStats;
 }
 
+/// A shared store is a store: tests keep a handle on a store an engine owns.
+impl<S: PageStore + ?Sized> PageStore for std::sync::Arc<S> {
+    fn page_size(&self) -> usize {
+        (**self).page_size()
+    }
+
+    fn page_count(&self) -> u64 {
+        (**self).page_count()
+    }
+
+    fn read(
+        &self,
+        start: PageId,
+        page_count: u32,
+    ) -> impl Future<Output = Result<PageBytes>> + Send {
+        (**self).read(start, page_count)
+    }
+
+    fn write(&self, start: PageId, bytes: PageBytes) -> impl Future<Output = Result<()>> + Send {
+        (**self).write(start, bytes)
+    }
+
+    fn sync(&self) -> impl Future<Output = Result<()>> + Send {
+        (**self).sync()
+    }
+
+    fn truncate(&self, page_count: u64) -> impl Future<Output = Result<()>> + Send {
+        (**self).truncate(page_count)
+    }
+
+    fn stats(&self) -> StoreStats {
+        (**self).stats()
+    }
+}
+
 /// The page sizes every store accepts: a power of two within the supported range.
 pub(crate) fn check_page_size(page_size: usize) -> Result<()> {
     if !page_size.is_power_of_two()
