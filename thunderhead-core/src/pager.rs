@@ -158,11 +158,16 @@ impl<S: PageStore> Pager<S> {
 
     /// Allocates an extent for `bytes` (a whole number of pages) and writes it.
     pub(crate) fn write_extent(&self, bytes: Vec<u8>) -> Result<PageId> {
+        self.write_shared(PageBytes::new(bytes))
+    }
+
+    /// [`Pager::write_extent`] for bytes already shared (a large value, built in place).
+    fn write_shared(&self, bytes: PageBytes) -> Result<PageId> {
         let page_count = (bytes.len() / self.limits.page_size_bytes) as u64;
         let start = self.space().allocate(page_count);
         // A page number may be reused after a free: forget any view of the old contents.
         self.cache.remove(start);
-        resolve(self.store.write(start, PageBytes::new(bytes)))?;
+        resolve(self.store.write(start, bytes))?;
         Ok(start)
     }
 }
@@ -170,7 +175,7 @@ impl<S: PageStore> Pager<S> {
 impl<S: PageStore> ValueStore for Pager<S> {
     fn put_value(&self, value: &[u8]) -> thunderhead_disk::Result<OverflowRef> {
         let (bytes, checksum) = encode_overflow(value, self.limits.page_size_bytes);
-        let page = self.write_extent(bytes).map_err(|error| match error {
+        let page = self.write_shared(bytes).map_err(|error| match error {
             Error::Storage(storage) => storage,
             other => thunderhead_disk::Error::Io(std::io::Error::other(other.to_string())),
         })?;

@@ -12,6 +12,18 @@ impl PageBytes {
         Self(bytes.into())
     }
 
+    /// `len` zero bytes in one allocation, to be filled through [`PageBytes::get_mut`]
+    /// before it is shared: a read or an encoding lands in its final buffer without a
+    /// copy (turning a `Vec` into shared bytes would copy it).
+    pub fn zeroed(len: usize) -> Self {
+        Self(std::iter::repeat_n(0u8, len).collect())
+    }
+
+    /// The bytes, mutably, while this is their only handle.
+    pub fn get_mut(&mut self) -> Option<&mut [u8]> {
+        Arc::get_mut(&mut self.0)
+    }
+
     /// Copies `bytes` into a new shared buffer (one allocation).
     pub fn copy_from_slice(bytes: &[u8]) -> Self {
         Self(Arc::from(bytes))

@@ -59,9 +59,11 @@ pub(crate) fn overflow_page_count(value_len: u64, page_size: usize) -> u64 {
 }
 
 /// Encodes `value` as an overflow extent; returns the sealed bytes and their checksum.
-pub(crate) fn encode_overflow(value: &[u8], page_size: usize) -> (Vec<u8>, u32) {
+/// The value is copied once, into the extent's final buffer.
+pub(crate) fn encode_overflow(value: &[u8], page_size: usize) -> (PageBytes, u32) {
     let pages = overflow_page_count(value.len() as u64, page_size) as usize;
-    let mut bytes = vec![0u8; pages * page_size];
+    let mut extent = PageBytes::zeroed(pages * page_size);
+    let bytes = extent.get_mut().expect("a new buffer has one handle");
     let header = OverflowHeader {
         kind: PageKind::Overflow as u8,
         format: FORMAT_VERSION,
@@ -72,8 +74,8 @@ pub(crate) fn encode_overflow(value: &[u8], page_size: usize) -> (Vec<u8>, u32) 
     };
     bytes[..HEADER_BYTES].copy_from_slice(bytemuck::bytes_of(&header));
     bytes[HEADER_BYTES..HEADER_BYTES + value.len()].copy_from_slice(value);
-    let checksum = seal_checksum(&mut bytes);
-    (bytes, checksum)
+    let checksum = seal_checksum(bytes);
+    (extent, checksum)
 }
 
 /// Validates an overflow extent against the reference that led to it and returns the

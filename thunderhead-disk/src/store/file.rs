@@ -113,13 +113,14 @@ impl FileStore {
             });
         }
         let len = page_count as usize * self.page_size;
-        let mut bytes = vec![0u8; len];
+        let mut bytes = PageBytes::zeroed(len);
+        let buffer = bytes.get_mut().expect("a new buffer has one handle");
         self.file
-            .read_exact_at(&mut bytes, start.0 * self.page_size as u64)?;
+            .read_exact_at(buffer, start.0 * self.page_size as u64)?;
         let mut state = self.lock();
         state.stats.reads += 1;
         state.stats.read_bytes += len as u64;
-        Ok(PageBytes::new(bytes))
+        Ok(bytes)
     }
 
     fn write_now(&self, start: PageId, bytes: &[u8]) -> Result<()> {
