@@ -25,10 +25,7 @@ enum Change {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Transaction {
-        changes: Vec<Change>,
-        end: End,
-    },
+    Transaction { changes: Vec<Change>, end: End },
     OpenReader,
     CloseReader(prop::sample::Index),
     Reopen,

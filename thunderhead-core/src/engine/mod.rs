@@ -257,6 +257,10 @@ impl<S: PageStore> Writer<'_, S> {
         for extent in space.take_fresh() {
             space.free(extent);
         }
+        // Pages past the end may never have been written (the write that failed may be
+        // why the writer aborts): the end must not claim them, or a later version would
+        // record a store longer than the file.
+        space.trim();
     }
 }
 

@@ -184,16 +184,6 @@ fn lost_in_crash(error: &Error) -> bool {
 /// Loads a version's free space and verifies every extent written since the last
 /// durable commit before it; returns the free space.
 fn load_verified<S: PageStore>(pager: &Pager<S>, meta: &Meta) -> Result<FreeSpace> {
-    let store_pages = pager.store().page_count();
-    if meta.end > store_pages {
-        return Err(Error::corrupted(
-            META_PAGES[0],
-            format!(
-                "revision {} uses {} pages but the store holds {store_pages}",
-                meta.revision, meta.end
-            ),
-        ));
-    }
     let extent = meta.free_space;
     let bytes = resolve(pager.store().read(extent.page, extent.page_count))?;
     let space = FreeSpace::decode(extent.page, &bytes, extent.checksum)?;
@@ -201,6 +191,18 @@ fn load_verified<S: PageStore>(pager: &Pager<S>, meta: &Meta) -> Result<FreeSpac
         return Err(Error::corrupted(
             extent.page,
             "free space and meta slot disagree on the store's length",
+        ));
+    }
+    // A free run at the end need not exist in the store; everything before it must.
+    let used_end = space.clone().trim();
+    let store_pages = pager.store().page_count();
+    if used_end > store_pages {
+        return Err(Error::corrupted(
+            extent.page,
+            format!(
+                "revision {} uses {used_end} pages but the store holds {store_pages}",
+                meta.revision
+            ),
         ));
     }
     let root = super::version_of(meta).root_ref();
