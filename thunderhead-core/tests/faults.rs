@@ -926,6 +926,13 @@ fn read_damaged(path: &Path, models: &[Model]) -> Result<Opened, String> {
     let model = models
         .get(revision as usize)
         .ok_or_else(|| format!("opened revision {revision}, which was never committed"))?;
+    // Falling back past the newest commit is never silent.
+    if revision + 1 < models.len() as u64 && engine.rejected_versions().is_empty() {
+        return Err(format!(
+            "opened revision {revision} of {} without reporting why",
+            models.len() - 1
+        ));
+    }
     let reader = engine.begin_read();
     let mut errors = 0;
     let mut seen: Option<Vec<u8>> = None;

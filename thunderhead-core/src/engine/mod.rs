@@ -62,6 +62,8 @@ impl<S: PageStore> Clone for Engine<S> {
 
 struct Shared<S: PageStore> {
     pager: Arc<Pager<S>>,
+    /// The newer versions recovery found but could not use, and why.
+    rejected: Vec<String>,
     state: Mutex<State>,
     /// Held by the one writer at a time.
     writer: Mutex<()>,
@@ -102,6 +104,13 @@ impl<S: PageStore> Engine<S> {
     /// The pager, for statistics and tests.
     pub fn pager(&self) -> &Arc<Pager<S>> {
         &self.shared.pager
+    }
+
+    /// What recovery rejected when the store was opened: a newer version whose pages
+    /// did not verify (a commit a crash cut short, or damage to the last one written),
+    /// with the reason. Empty when the newest version was whole.
+    pub fn rejected_versions(&self) -> &[String] {
+        &self.shared.rejected
     }
 
     /// The latest committed revision.

@@ -71,7 +71,7 @@ impl<S: PageStore> Engine<S> {
         };
         let meta = publish(&pager, &mut next, None, published)?;
         *pager.space() = next;
-        Ok(Self::assemble(pager, meta, 0))
+        Ok(Self::assemble(pager, meta, 0, Vec::new()))
     }
 
     /// Opens a store, recovering the last committed version a crash left whole.
@@ -90,14 +90,24 @@ impl<S: PageStore> Engine<S> {
         if store.page_count() < FIRST_DATA_PAGE {
             return Err(not_a_store("the store ends before its meta slots"));
         }
-        let slots = META_PAGES
-            .map(|page| resolve(store.read(page, 1)).and_then(|bytes| Meta::decode(page, &bytes)));
+        // A slot of zeros was never written (the second slot of a new store); any other
+        // invalid slot is a commit cut short or damage, and is reported.
+        let slots = META_PAGES.map(|page| {
+            resolve(store.read(page, 1)).map(|bytes| {
+                let blank = bytes.iter().all(|&byte| byte == 0);
+                (Meta::decode(page, &bytes), blank)
+            })
+        });
+        let slots = slots.map(|slot| match slot {
+            Ok((meta, blank)) => (meta, blank),
+            Err(error) => (Err(error), false),
+        });
         let pager = Arc::new(Pager::with_space(
             store,
             config,
             FreeSpace::new(FIRST_DATA_PAGE),
         )?);
-        let (slot, meta, space) = choose(&pager, slots)?;
+        let (slot, meta, space, rejected) = choose(&pager, slots)?;
         let other = 1 - slot;
         let stale = resolve(pager.store().read(META_PAGES[other], 1))
             .ok()
@@ -114,13 +124,14 @@ impl<S: PageStore> Engine<S> {
         space.clear_recent();
         space.track_fresh();
         *pager.space() = space;
-        Ok(Self::assemble(pager, meta, slot))
+        Ok(Self::assemble(pager, meta, slot, rejected))
     }
 
-    fn assemble(pager: Arc<Pager<S>>, meta: Meta, slot: usize) -> Self {
+    fn assemble(pager: Arc<Pager<S>>, meta: Meta, slot: usize, rejected: Vec<String>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 pager,
+                rejected,
                 state: Mutex::new(State {
                     meta,
                     durable: meta.revision,
@@ -139,33 +150,38 @@ fn not_a_store(reason: &str) -> Error {
     })
 }
 
-/// Picks the version to open: (slot, meta, free space). The newest valid slot whose
+/// Picks the version to open: (slot, meta, free space, versions rejected and why). The newest valid slot whose
 /// recently written extents verify wins; a slot that fails is the in-flight commit a
 /// crash cut short, and the other slot, durable before it was written, is next.
 fn choose<S: PageStore>(
     pager: &Pager<S>,
-    slots: [thunderhead_disk::Result<Meta>; 2],
-) -> Result<(usize, Meta, FreeSpace)> {
+    slots: [(thunderhead_disk::Result<Meta>, bool); 2],
+) -> Result<(usize, Meta, FreeSpace, Vec<String>)> {
     let mut valid: Vec<(usize, Meta)> = slots
         .iter()
         .enumerate()
-        .filter_map(|(slot, meta)| meta.as_ref().ok().map(|meta| (slot, *meta)))
+        .filter_map(|(slot, (meta, _))| meta.as_ref().ok().map(|meta| (slot, *meta)))
         .collect();
     valid.sort_by_key(|(_, meta)| std::cmp::Reverse(meta.revision));
-    let mut rejected = Vec::new();
+    let mut rejected: Vec<String> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, (meta, blank))| match meta {
+            Err(error) if !blank => Some(format!("meta slot {slot}: {error}")),
+            _ => None,
+        })
+        .collect();
     for (slot, meta) in valid {
         match load_verified(pager, &meta) {
-            Ok(space) => return Ok((slot, meta, space)),
+            Ok(space) => return Ok((slot, meta, space, rejected)),
             Err(error) if lost_in_crash(&error) => {
                 rejected.push(format!("revision {}: {error}", meta.revision));
             }
             Err(error) => return Err(error),
         }
     }
-    for (slot, meta) in slots.iter().enumerate() {
-        if let Err(error) = meta {
-            rejected.push(format!("slot {slot}: {error}"));
-        }
+    if rejected.is_empty() {
+        rejected.push("both meta slots are blank".into());
     }
     Err(Error::Storage(DiskError::NoValidVersion {
         reason: rejected.join("; "),
