@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
-use thunderhead_core::{Pager, Snapshot, Tree, TreeConfig, Version};
-use thunderhead_disk::{MemStore, PageStore};
+use thunderhead_core::{Durability, Engine, Snapshot, TreeConfig};
+use thunderhead_disk::{FileStore, PAGE_SIZE_DEFAULT_BYTES, PageStore};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -38,29 +37,34 @@ fn main() -> Result<(), Error> {
         return Err(format!("no files found under {root}").into());
     }
 
-    let pager = Arc::new(Pager::new(MemStore::new(16384)?, &TreeConfig::default())?);
-    let mut tree = Tree::new(pager.clone());
+    let path = std::env::temp_dir().join(format!("thunderhead-demo-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let config = TreeConfig::default();
+    let engine = Engine::create_file(&path, PAGE_SIZE_DEFAULT_BYTES, &config)?;
+    println!("store: {}", path.display());
 
-    // 1. Load everything, committing every 10,000 files as an indexer would.
+    // 1. Load everything, committing every 10,000 files as an indexer would: eventual
+    //    commits (no sync), then one immediate commit that makes them all durable.
     let started = Instant::now();
+    let mut writer = engine.begin_write()?;
     for (count, (path, value)) in files.iter().enumerate() {
-        tree.put(path, value)?;
+        writer.put(path, value)?;
         if count % 10_000 == 9_999 {
-            tree.commit()?;
+            writer.commit(Durability::Eventual)?;
+            writer = engine.begin_write()?;
         }
     }
-    let loaded = tree.commit()?;
+    let loaded_revision = writer.commit(Durability::Immediate)?;
     let load_time = started.elapsed();
     println!(
-        "loaded in {:.2?} ({:.0} puts/s), version seq {}",
+        "loaded in {:.2?} ({:.0} puts/s), revision {loaded_revision}, durable",
         load_time,
         files.len() as f64 / load_time.as_secs_f64(),
-        loaded.seq
     );
 
     // 2. The loaded version is a snapshot: keeping it costs nothing but its root.
     let started = Instant::now();
-    let snapshot = Snapshot::new(pager.clone(), loaded);
+    let snapshot = engine.begin_read();
     println!(
         "snapshot of the loaded version taken in {:.2?}\n",
         started.elapsed()
@@ -69,26 +73,27 @@ fn main() -> Result<(), Error> {
     // 3. A batch of changes: touch every 50th file, remove one directory subtree, add a
     //    new tree of files.
     let started = Instant::now();
+    let mut writer = engine.begin_write()?;
     let mut touched = 0;
     for (path, value) in files.iter().step_by(50) {
         let mut changed = *value;
         changed[8..]
             .copy_from_slice(&(u64::from_le_bytes(value[8..].try_into()?) + 3600).to_le_bytes());
-        tree.put(path, &changed)?;
+        writer.put(path, &changed)?;
         touched += 1;
     }
     let removed_prefix = largest_directory(&files);
     let removed_end = prefix_end(&removed_prefix);
-    tree.delete_range(removed_prefix.as_slice()..removed_end.as_slice())?;
+    writer.delete_range(removed_prefix.as_slice()..removed_end.as_slice())?;
     let mut added = 0;
     for index in 0..2_000u64 {
         let path = format!("{root}/thunderhead-demo/new/file-{index:05}.dat");
         let mut value = [0u8; 16];
         value[..8].copy_from_slice(&(index * 100).to_le_bytes());
-        tree.put(path.as_bytes(), &value)?;
+        writer.put(path.as_bytes(), &value)?;
         added += 1;
     }
-    let changed = tree.commit()?;
+    let changed_revision = writer.commit(Durability::Immediate)?;
     println!(
         "changes: touched {touched}, removed everything under {}, added {added}; committed in {:.2?}",
         String::from_utf8_lossy(&removed_prefix),
@@ -98,14 +103,14 @@ fn main() -> Result<(), Error> {
     // 4. What changed between the two versions (a full-scan comparison for now; the
     //    structural diff that skips shared subtrees comes with the versions work).
     let started = Instant::now();
-    let (additions, removals, updates) = compare(&pager, loaded, changed)?;
+    let current = engine.begin_read();
+    let (additions, removals, updates) = compare(&snapshot, &current)?;
     println!(
         "diff loaded..changed: {additions} added, {removals} removed, {updates} updated ({:.2?}, full scan)\n",
         started.elapsed()
     );
 
     // 5. Range queries on the new version, and the old one still answering as it was.
-    let current = Snapshot::new(pager.clone(), changed);
     for prefix in [
         format!("{root}/bin/"),
         format!("{root}/lib/"),
@@ -147,13 +152,11 @@ fn main() -> Result<(), Error> {
         .collect::<Result<_, _>>()?;
     println!("last three keys (reverse iteration): {last_three:?}\n");
 
-    // 6. Check both versions and report the store.
+    // 6. Check both versions, and the store: no page leaked or used twice.
     let started = Instant::now();
     let old_report = snapshot.check()?;
     let report = current.check()?;
     println!("check: both versions verified in {:.2?}", started.elapsed());
-    let stats = pager.store().stats();
-    let store_bytes = pager.store().page_count() as usize * pager.store().page_size();
     println!(
         "tree: height {}, {} leaves, {} branches, {} entries in leaves, {:.1} KiB pending in journals, {} journal segments",
         report.height,
@@ -173,13 +176,40 @@ fn main() -> Result<(), Error> {
         "versions share {shared} of the new version's {} extents (copy-on-write)",
         report.extents.len()
     );
+    let stats = engine.pager().store().stats();
+    drop((snapshot, current));
+    let store_report = engine.check()?;
+    let page_mib = |pages: u64| mib(pages as usize * PAGE_SIZE_DEFAULT_BYTES);
     println!(
-        "store: {:.1} MiB of pages for {:.1} MiB of raw data; {:.1} MiB written in {} writes",
-        mib(store_bytes),
+        "store: {:.1} MiB used for {:.1} MiB of raw data ({:.1} MiB live, {:.1} MiB free, {:.1} MiB awaiting reuse); {:.1} MiB written in {} writes, {} syncs",
+        page_mib(store_report.used_pages),
         mib(raw_bytes),
+        page_mib(store_report.live_pages),
+        page_mib(store_report.free_pages),
+        page_mib(store_report.pending_pages),
         mib(stats.written_bytes as usize),
-        stats.writes
+        stats.writes,
+        stats.syncs
     );
+
+    // 7. Close and reopen: recovery verifies what the last commit wrote, not the file.
+    drop(engine);
+    let started = Instant::now();
+    let engine = Engine::<FileStore>::open_file(&path, &config)?;
+    let reopened = engine.begin_read().get(probe)?;
+    println!(
+        "reopened revision {} (committed {changed_revision}) in {:.2?}; {} reads {}",
+        engine.revision(),
+        started.elapsed(),
+        String::from_utf8_lossy(probe),
+        if reopened.is_some() {
+            "back"
+        } else {
+            "nothing (removed)"
+        }
+    );
+    drop(engine);
+    let _ = std::fs::remove_file(&path);
     Ok(())
 }
 
@@ -247,13 +277,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// Counts added, removed and updated keys between two versions by scanning both.
-fn compare(
-    pager: &Arc<Pager<MemStore>>,
-    from: Version,
-    to: Version,
-) -> Result<(u64, u64, u64), Error> {
-    let old = Snapshot::new(pager.clone(), from);
-    let new = Snapshot::new(pager.clone(), to);
+fn compare<S: PageStore>(old: &Snapshot<S>, new: &Snapshot<S>) -> Result<(u64, u64, u64), Error> {
     let mut old_items = old.iter().peekable();
     let mut new_items = new.iter().peekable();
     let (mut additions, mut removals, mut updates) = (0, 0, 0);
