@@ -358,6 +358,21 @@ impl SegmentPage {
         }
     }
 
+    /// The puts whose value lives off-tree: (index, sequence number, reference). Reads
+    /// message headers only; nothing is allocated.
+    pub fn overflow_puts(&self) -> impl Iterator<Item = (usize, u64, OverflowRef)> + '_ {
+        (0..self.point_count).filter_map(|index| {
+            let (at, head) = self.point_header(index);
+            if head.op == OP_DELETE || head.value_tag != VALUE_OVERFLOW {
+                return None;
+            }
+            let start = at + POINT_HEADER_BYTES + head.suffix_len.get() as usize;
+            let end = start + head.value_len.get() as usize;
+            let reference = bytemuck::pod_read_unaligned(&self.bytes[start..end]);
+            Some((index, head.seq.get(), reference))
+        })
+    }
+
     /// Binary search over point keys: `Ok(index)` if `key` has a message here.
     pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
         search_split(self.prefix(), key, self.point_count, |index| {

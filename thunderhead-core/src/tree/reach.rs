@@ -15,10 +15,10 @@ use thunderhead_disk::{Extent, PageId, PageStore};
 
 use crate::config::TREE_DEPTH_MAX;
 use crate::error::{Error, Result};
-use crate::node::{Buffer, Fences, PointOp, StoredRef};
+use crate::node::{Fences, StoredRef};
 use crate::page::{OverflowRef, SegmentSlot, overflow_page_count};
 use crate::pager::Pager;
-use crate::tree::view::{NodeView, segment_collect, view_stored};
+use crate::tree::view::{LeafView, NodeView, view_stored};
 use crate::value::{ValueStore, ValueStored};
 
 /// What one stored node uses besides its children.
@@ -38,25 +38,22 @@ fn parts<S: PageStore>(pager: &Pager<S>, node: StoredRef, fences: &Fences) -> Re
         level: 0,
     };
     match view_stored(pager, node)? {
-        NodeView::Leaf(leaf) => {
-            for entry in leaf.entries(fences) {
-                if let ValueStored::Overflow(reference) = entry.value {
+        NodeView::Leaf(LeafView::Stored(page)) => {
+            for index in 0..page.len() {
+                if let ValueStored::Overflow(reference) = page.value(index) {
                     parts.overflows.push(reference);
                 }
             }
         }
+        NodeView::Leaf(LeafView::Transient(_)) => unreachable!("a stored node was loaded"),
         NodeView::Branch(branch) => {
             parts.level = branch.level();
             for index in 0..branch.segment_count() {
                 let slot = branch.segment(index);
                 let segment = pager.load_segment(&slot)?;
-                let mut messages = Buffer::default();
-                segment_collect(&segment, 0, None, None, &mut messages);
-                for (key, message) in &messages.points {
-                    if let PointOp::Put(ValueStored::Overflow(reference)) = &message.op
-                        && message.seq > branch.watermark(branch.route(key)?)
-                    {
-                        parts.overflows.push(*reference);
+                for (index, seq, reference) in segment.overflow_puts() {
+                    if seq > branch.watermark(branch.route(&segment.point_key(index))?) {
+                        parts.overflows.push(reference);
                     }
                 }
                 parts.segments.push(slot);
