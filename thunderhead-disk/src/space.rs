@@ -7,7 +7,7 @@
 //! twice: whatever a commit that never became durable allocated is free again in the
 //! version recovery falls back to.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::{Error, PageId, Result, page_checksum, seal_checksum};
 
@@ -126,14 +126,44 @@ impl FreeSpace {
         self.pending.entry(revision).or_default().push(extent);
     }
 
-    /// Frees every run freed at or before `revision`: nothing reads an older version.
-    pub fn release(&mut self, revision: u64) {
-        let later = match revision.checked_add(1) {
+    /// Frees what no one can read any more. `oldest_reader` is the oldest revision a
+    /// reader (or the writer's base) reads; `durable` the last durable revision, the one
+    /// recovery may fall back to. A run freed at revision R is unreachable from R on, so
+    /// it is free once R ≤ `oldest_reader`, provided recovery cannot need it either:
+    /// R ≤ `durable`, or the run was written after `durable` (a version recovery could
+    /// fall back to that still used it would fail verification and be passed over).
+    pub fn release(&mut self, oldest_reader: u64, durable: u64) {
+        let limit = oldest_reader.min(durable);
+        let later = match limit.checked_add(1) {
             Some(first_kept) => self.pending.split_off(&first_kept),
             None => BTreeMap::new(),
         };
         let released = std::mem::replace(&mut self.pending, later);
         for extent in released.into_values().flatten() {
+            self.free(extent);
+        }
+        if oldest_reader <= limit || self.recent.is_empty() {
+            return;
+        }
+        let recent: HashSet<Extent> = self.recent.iter().copied().collect();
+        let mut freed = Vec::new();
+        for (_, extents) in self.pending.range_mut(limit + 1..=oldest_reader) {
+            extents.retain(|extent| {
+                let written_since = recent.contains(extent);
+                if written_since {
+                    freed.push(*extent);
+                }
+                !written_since
+            });
+        }
+        self.pending.retain(|_, extents| !extents.is_empty());
+        if freed.is_empty() {
+            return;
+        }
+        let freed_set: HashSet<Extent> = freed.iter().copied().collect();
+        // Reused, they will be noted again by the commit that writes them.
+        self.recent.retain(|extent| !freed_set.contains(extent));
+        for extent in freed {
             self.free(extent);
         }
     }
@@ -395,14 +425,38 @@ mod tests {
         let mut space = FreeSpace::new(20);
         space.defer(5, extent(3, 2));
         space.defer(7, extent(10, 1));
-        space.release(4);
+        space.release(4, 10);
         assert_eq!(space.free_page_count(), 0);
         assert!(space.overlaps_unused(extent(4, 1)));
-        space.release(6);
+        space.release(6, 10);
         assert_eq!(space.free_page_count(), 2);
         assert_eq!(space.pending_extents().count(), 1);
-        space.release(u64::MAX);
+        space.release(u64::MAX, u64::MAX);
         assert_eq!(space.free_page_count(), 3);
+    }
+
+    /// Before the durable revision catches up, only runs written since it are released.
+    #[test]
+    fn runs_written_since_the_durable_revision_are_released_early() {
+        let mut space = FreeSpace::new(20);
+        space.note_written(extent(10, 2));
+        space.defer(5, extent(3, 2));
+        space.defer(5, extent(10, 2));
+        space.release(u64::MAX, 4);
+        assert_eq!(
+            space.free_extents().collect::<Vec<_>>(),
+            vec![extent(10, 2)]
+        );
+        assert!(space.recent().is_empty());
+        assert_eq!(space.pending_extents().count(), 1, "durable-era run waits");
+        space.note_written(extent(12, 1));
+        space.defer(6, extent(12, 1));
+        space.release(5, 4);
+        assert_eq!(
+            space.pending_extents().count(),
+            2,
+            "a reader of 5 still needs it"
+        );
     }
 
     /// Fresh tracking records exactly the allocations since the last take.

@@ -12,7 +12,7 @@ use thunderhead_disk::{
     Extent, ExtentRoot, FreeSpace, META_PAGES, Meta, PageBytes, PageStore, TreeRoot, resolve,
 };
 
-use super::{Durability, Engine};
+use super::{Durability, Engine, Reusable};
 use crate::error::Result;
 use crate::node::StoredRef;
 use crate::pager::Pager;
@@ -49,7 +49,7 @@ pub(super) fn commit<S: PageStore>(
         checksum: version.root_checksum,
         seq: version.seq,
     };
-    let reusable = engine.lock_state().reusable_up_to();
+    let reusable = engine.lock_state().reusable();
     let mut space = pager.space();
     let mut next = space.clone();
     for extent in next.take_fresh() {
@@ -102,8 +102,8 @@ pub(super) struct Published {
     /// The meta slot to write: never the one holding the durable version.
     pub slot: usize,
     pub durability: Durability,
-    /// Pages freed at or before this revision may be reused.
-    pub reusable: u64,
+    /// What freed pages may be reused.
+    pub reusable: Reusable,
 }
 
 /// Writes the free space `next` of a new version and its meta slot, and syncs if asked.
@@ -127,11 +127,14 @@ pub(super) fn publish<S: PageStore>(
     if let Some(old_space) = old_space {
         next.defer(revision, old_space);
     }
-    next.release(reusable);
+    next.release(reusable.oldest_reader, reusable.durable);
     let page_count = next.encoded_page_count(page_size);
     let start = next.allocate(page_count);
     next.take_fresh();
     let (bytes, checksum) = next.encode(page_size, page_count);
+    // Written since the last durable commit, like the tree's pages (noted after encoding:
+    // recovery checks this extent through the meta slot, not the list).
+    next.note_written(Extent::new(start, page_count));
     pager.forget(start);
     resolve(store.write(start, PageBytes::new(bytes)))?;
     let meta = Meta {
@@ -167,11 +170,11 @@ impl<S: PageStore> Engine<S> {
         let pager = self.shared.pager.clone();
         let (base, reusable, slot) = {
             let state = self.lock_state();
-            (state.meta, state.reusable_up_to(), 1 - state.durable_slot)
+            (state.meta, state.reusable(), 1 - state.durable_slot)
         };
         let mut space = pager.space();
         let mut next = space.clone();
-        next.release(reusable);
+        next.release(reusable.oldest_reader, reusable.durable);
         next.trim();
         let old_space = Extent::new(base.free_space.page, u64::from(base.free_space.page_count));
         let published = Published {

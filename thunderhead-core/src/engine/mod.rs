@@ -84,12 +84,22 @@ struct State {
 }
 
 impl State {
-    /// Pages freed at or before this revision can be reused: no reader reads an older
-    /// version and recovery cannot fall back to one.
-    fn reusable_up_to(&self) -> u64 {
+    /// What may be released now: (oldest revision a reader reads, last durable revision);
+    /// see `FreeSpace::release`.
+    fn reusable(&self) -> Reusable {
         let oldest_reader = self.readers.keys().next().copied().unwrap_or(u64::MAX);
-        oldest_reader.min(self.durable)
+        Reusable {
+            oldest_reader: oldest_reader.min(self.meta.revision),
+            durable: self.durable,
+        }
     }
+}
+
+/// The limits on reusing freed pages: readers, and what recovery may fall back to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reusable {
+    pub oldest_reader: u64,
+    pub durable: u64,
 }
 
 impl<S: PageStore> Engine<S> {
@@ -154,11 +164,11 @@ impl<S: PageStore> Engine<S> {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (base, reusable) = {
             let state = self.lock_state();
-            (state.meta, state.reusable_up_to())
+            (state.meta, state.reusable())
         };
         {
             let mut space = self.shared.pager.space();
-            space.release(reusable);
+            space.release(reusable.oldest_reader, reusable.durable);
             // Whatever an earlier writer left allocated was settled by its commit or abort.
             debug_assert!(space.take_fresh().is_empty());
         }

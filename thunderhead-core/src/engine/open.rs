@@ -17,7 +17,7 @@ use thunderhead_disk::{
 };
 
 use super::commit::{Published, publish};
-use super::{Durability, Engine, Shared, State};
+use super::{Durability, Engine, Reusable, Shared, State};
 use crate::config::TreeConfig;
 use crate::error::{Error, Result};
 use crate::pager::Pager;
@@ -67,9 +67,15 @@ impl<S: PageStore> Engine<S> {
             },
             slot: 0,
             durability: Durability::Immediate,
-            reusable: 0,
+            reusable: Reusable {
+                oldest_reader: 0,
+                durable: 0,
+            },
         };
         let meta = publish(&pager, &mut next, None, published)?;
+        // Revision 0 is durable: nothing written so far may be reused before it is freed
+        // by a later durable commit.
+        next.clear_recent();
         *pager.space() = next;
         Ok(Self::assemble(pager, meta, 0, Vec::new()))
     }
