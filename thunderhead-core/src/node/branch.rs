@@ -1,6 +1,6 @@
 use super::{Buffer, Fences, NodeRef, PointMessage, RangeMessage};
 use crate::key::KeyRange;
-use crate::page::{SegmentSlot, point_message_bytes, range_message_bytes};
+use crate::page::{SegmentSlot, point_message_bytes, range_message_weight};
 
 /// A transient branch: pivots, children, and a journal made of an in-memory buffer in
 /// front of the stored segments it had when it was read.
@@ -113,7 +113,7 @@ impl Branch {
     pub fn add_range(&mut self, message: RangeMessage) {
         self.seq_high = self.seq_high.max(message.seq);
         let overlapping = self.overlapping(&message.range);
-        let bytes = range_message_bytes(&message.range) as u64;
+        let bytes = range_message_weight(&message.range) as u64;
         let displaced = self.buffer.insert_range(message);
         for index in overlapping {
             self.children[index].pending_bytes += bytes;
@@ -144,7 +144,7 @@ impl Branch {
             tallies[self.route(key)] += point_message_bytes(key, message) as u64;
         }
         for range in &self.buffer.ranges {
-            let bytes = range_message_bytes(&range.range) as u64;
+            let bytes = range_message_weight(&range.range) as u64;
             for index in self.overlapping(&range.range) {
                 tallies[index] += bytes;
             }

@@ -18,7 +18,9 @@ pub(crate) use leaf::{LeafPage, encode_leaf, leaf_entry_bytes, leaf_layout_bytes
 pub use overflow::OverflowRef;
 pub(crate) use overflow::{encode_overflow, overflow_page_count, validate_overflow};
 pub(crate) use reader::{PageWriter, Reader};
-pub(crate) use segment::{SegmentPage, encode_segment, point_message_bytes, range_message_bytes};
+pub(crate) use segment::{
+    SegmentPage, encode_segment, point_message_bytes, range_message_bytes, range_message_weight,
+};
 
 /// Value tag bytes.
 pub(crate) const VALUE_INLINE: u8 = 0;

@@ -68,6 +68,18 @@ pub(crate) fn range_message_bytes(range: &KeyRange) -> usize {
     OFFSET_BYTES + RANGE_HEADER_BYTES + range.start.len() + range.end.as_ref().map_or(0, Vec::len)
 }
 
+/// What a range delete weighs in a journal's budget beyond its own bytes: it stands for
+/// the entries it will remove, which stay live until it reaches them. Counting it as a
+/// small page makes a journal carry range deletes down after a bounded number of them
+/// (64 with the default budget), so the space they free is reclaimed even where nothing
+/// else is written.
+pub(crate) const RANGE_MESSAGE_FLUSH_WEIGHT_BYTES: usize = 4096;
+
+/// Journal budget one range message takes from each child it overlaps.
+pub(crate) fn range_message_weight(range: &KeyRange) -> usize {
+    range_message_bytes(range) + RANGE_MESSAGE_FLUSH_WEIGHT_BYTES
+}
+
 /// Encodes points (sorted, one per key) and ranges (sorted by start) as a segment
 /// extent of whole pages. Returns the bytes, their checksum and the used length.
 pub(crate) fn encode_segment<'a>(

@@ -7,7 +7,7 @@ use thunderhead_disk::PageStore;
 use crate::config::JOURNAL_SEGMENTS_MAX;
 use crate::error::Result;
 use crate::node::{Branch, Buffer, PointMessage, RangeMessage};
-use crate::page::{SegmentSlot, encode_segment, point_message_bytes, range_message_bytes};
+use crate::page::{SegmentSlot, encode_segment, point_message_bytes, range_message_weight};
 use crate::pager::Pager;
 use crate::tree::view::segment_collect;
 
@@ -50,7 +50,7 @@ pub(crate) fn take_for_child<S: PageStore>(
 fn adjust_range_tallies(branch: &mut Branch, add: bool) {
     for position in 0..branch.buffer.ranges.len() {
         let range = &branch.buffer.ranges[position].range;
-        let bytes = range_message_bytes(range) as u64;
+        let bytes = range_message_weight(range) as u64;
         for index in branch.overlapping(range) {
             let tally = &mut branch.children[index].pending_bytes;
             *tally = if add {
@@ -91,7 +91,7 @@ pub(crate) fn materialize<S: PageStore>(
         }
         for index in 0..segment.range_count() {
             let message = segment.range_message(index);
-            let bytes = range_message_bytes(&message.range) as u64;
+            let bytes = range_message_weight(&message.range) as u64;
             for child in branch.overlapping(&message.range) {
                 if message.seq > branch.children[child].watermark {
                     uncount(branch, child, bytes);
@@ -152,7 +152,7 @@ pub(crate) fn segment_tallies<S: PageStore>(pager: &Pager<S>, branch: &Branch) -
         }
         for index in 0..segment.range_count() {
             let message = segment.range_message(index);
-            let bytes = range_message_bytes(&message.range) as u64;
+            let bytes = range_message_weight(&message.range) as u64;
             for child in branch.overlapping(&message.range) {
                 if message.seq > branch.children[child].watermark {
                     tallies[child] += bytes;
