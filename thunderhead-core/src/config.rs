@@ -11,6 +11,10 @@ pub struct TreeConfig {
     pub journal_bytes_max: usize,
     /// Bytes of decoded pages the cache keeps (pages in use are never evicted).
     pub cache_bytes_max: usize,
+    /// Keep a durable store's free-space state inside the meta slot's page when it fits
+    /// (it saves a page write per commit). Turning it off only serves to test the other
+    /// path, a free-space extent, which large or fragmented stores take anyway.
+    pub free_space_inline: bool,
 }
 
 /// Journal budget used when none is given: a quarter of a mebibyte per branch.
@@ -32,6 +36,7 @@ impl Default for TreeConfig {
         Self {
             journal_bytes_max: JOURNAL_BYTES_MAX_DEFAULT,
             cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
+            free_space_inline: true,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Pager<S> {
     /// Where new extents go. A bare pager starts past whatever the store holds and never
     /// reuses a page; an [`crate::Engine`] installs the free space of a committed version.
     space: Mutex<FreeSpace>,
+    /// See [`TreeConfig::free_space_inline`].
+    free_space_inline: bool,
 }
 
 impl<S: PageStore> Pager<S> {
@@ -49,6 +51,7 @@ impl<S: PageStore> Pager<S> {
             cache: PageCache::new(config.cache_bytes_max),
             limits,
             space: Mutex::new(space),
+            free_space_inline: config.free_space_inline,
         })
     }
 
@@ -58,6 +61,11 @@ impl<S: PageStore> Pager<S> {
         self.space
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a commit may keep its free space in the meta slot.
+    pub(crate) fn free_space_inline(&self) -> bool {
+        self.free_space_inline
     }
 
     /// Forgets any cached view of the pages at `start`: they are about to be rewritten.

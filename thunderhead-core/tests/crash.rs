@@ -35,10 +35,12 @@ impl Rng {
     }
 }
 
-fn config() -> TreeConfig {
+/// Odd seeds keep the free space in an extent of its own, even ones in the meta slot.
+fn config(seed: u64) -> TreeConfig {
     TreeConfig {
         journal_bytes_max: 6 * 1024,
         cache_bytes_max: 64 * 1024,
+        free_space_inline: seed % 2 == 0,
     }
 }
 
@@ -163,7 +165,7 @@ fn workload_operations(seed: u64) -> u64 {
         MemStore::new(PAGE_SIZE).unwrap(),
         FaultPlan::default(),
     ));
-    let engine = Engine::create(store.clone(), &config()).unwrap();
+    let engine = Engine::create(store.clone(), &config(seed)).unwrap();
     let created = store.operations();
     let mut expect = Expect {
         candidates: Vec::new(),
@@ -180,7 +182,7 @@ fn crash_case(seed: u64, point: u64) -> bool {
         MemStore::new(PAGE_SIZE).unwrap(),
         FaultPlan::default(),
     ));
-    let engine = Engine::create(store.clone(), &config()).unwrap();
+    let engine = Engine::create(store.clone(), &config(seed)).unwrap();
     store.set_plan(FaultPlan {
         fail_after: Some(store.operations() + point),
         ..FaultPlan::default()
@@ -203,12 +205,15 @@ fn crash_case(seed: u64, point: u64) -> bool {
                 ..FaultPlan::default()
             },
         ));
-        drop(Engine::open(store.clone(), &config()));
+        drop(Engine::open(store.clone(), &config(seed)));
         image = store.crash_image(rng.next());
     }
 
-    let engine = Engine::open(MemStore::from_image(PAGE_SIZE, &image).unwrap(), &config())
-        .unwrap_or_else(|error| panic!("seed {seed}: recovery failed: {error}"));
+    let engine = Engine::open(
+        MemStore::from_image(PAGE_SIZE, &image).unwrap(),
+        &config(seed),
+    )
+    .unwrap_or_else(|error| panic!("seed {seed}: recovery failed: {error}"));
     engine
         .check()
         .unwrap_or_else(|error| panic!("seed {seed}: recovered store: {error}"));

@@ -78,16 +78,17 @@ fn contents(reader: &Reader<Store>) -> Result<Model, TestCaseError> {
     Ok(found)
 }
 
-fn config() -> TreeConfig {
+fn config(free_space_inline: bool) -> TreeConfig {
     TreeConfig {
         journal_bytes_max: 4096,
         cache_bytes_max: 128 * 1024,
+        free_space_inline,
     }
 }
 
-fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+fn run(ops: &[Op], inline: bool) -> Result<(), TestCaseError> {
     let store: Store = Arc::new(MemStore::new(4096).unwrap());
-    let mut engine = Engine::create(store.clone(), &config()).unwrap();
+    let mut engine = Engine::create(store.clone(), &config(inline)).unwrap();
     let mut model = Model::new();
     let mut readers: Vec<(Reader<Store>, Model)> = Vec::new();
     let fail = |what: &str, error: thunderhead_core::Error| {
@@ -143,7 +144,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     prop_assert_eq!(&contents(&reader)?, &expected, "reader before reopen");
                 }
                 drop(engine);
-                engine = Engine::open(store.clone(), &config()).map_err(|e| fail("open", e))?;
+                engine =
+                    Engine::open(store.clone(), &config(inline)).map_err(|e| fail("open", e))?;
             }
             Op::Compact => {
                 engine.compact().map_err(|e| fail("compact", e))?;
@@ -171,7 +173,7 @@ proptest! {
     /// Random transactions, readers, reopens and compactions agree with the model, and
     /// the store checks clean (no leak, no double use) after every step.
     #[test]
-    fn engine_agrees_with_model(ops in prop::collection::vec(op(), 1..40)) {
-        run(&ops)?;
+    fn engine_agrees_with_model(ops in prop::collection::vec(op(), 1..40), inline: bool) {
+        run(&ops, inline)?;
     }
 }

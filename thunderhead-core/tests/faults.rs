@@ -57,11 +57,13 @@ impl Rng {
 }
 
 /// Small journals (frequent flushes) and a small cache (frequent reads) for the fault
-/// sweeps.
+/// sweeps, and the free space in extents of its own (more writes to fail; the damaged
+/// files keep it in the meta slot).
 fn config() -> TreeConfig {
     TreeConfig {
         journal_bytes_max: 6 * 1024,
         cache_bytes_max: 8 * 1024,
+        free_space_inline: false,
     }
 }
 
@@ -70,6 +72,7 @@ fn file_config() -> TreeConfig {
     TreeConfig {
         journal_bytes_max: 6 * 1024,
         cache_bytes_max: 256 * 1024,
+        ..TreeConfig::default()
     }
 }
 

@@ -629,6 +629,7 @@ fn small_config() -> impl Strategy<Value = TreeConfig> {
         .prop_map(|(journal_bytes_max, cache_bytes_max)| TreeConfig {
             journal_bytes_max,
             cache_bytes_max,
+            ..TreeConfig::default()
         })
 }
 
@@ -709,7 +710,7 @@ proptest! {
     /// Default 16 KiB pages with a small journal.
     #[test]
     fn larger_pages(journal in 1024usize..16384, ops in ops(all_keys(), MANY_LARGE, 50..300)) {
-        let config = TreeConfig { journal_bytes_max: journal, cache_bytes_max: CACHE_BYTES_MAX_DEFAULT };
+        let config = TreeConfig { journal_bytes_max: journal, cache_bytes_max: CACHE_BYTES_MAX_DEFAULT, ..TreeConfig::default() };
         run_case(16384, &config, &ops)?;
     }
 }
@@ -724,6 +725,7 @@ fn fixed_workload_reaches_depth() {
     let config = TreeConfig {
         journal_bytes_max: 2048,
         cache_bytes_max: 64 * 1024,
+        ..TreeConfig::default()
     };
     let mut harness = Harness::new(4096, &config);
     let mut ops = Vec::new();

@@ -80,11 +80,13 @@ pub struct TreeRoot {
 }
 
 /// Where a checksummed extent is (the free space, and in later versions the snapshots).
+/// For the free space, `page` `PageId::NONE` means it is kept in the meta slot itself,
+/// right after the slot's fields, and `page_count` is then its length in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExtentRoot {
-    /// First page (`PageId::NONE` for none).
+    /// First page (`PageId::NONE` for none, or for inline).
     pub page: PageId,
-    /// Pages in the extent.
+    /// Pages in the extent (bytes, when inline).
     pub page_count: u32,
     /// The extent's checksum.
     pub checksum: u32,
@@ -106,9 +108,35 @@ pub struct Meta {
 }
 
 impl Meta {
-    /// The slot as a page of `page_size` bytes, checksummed.
-    pub fn encode(&self, page_size: usize) -> Vec<u8> {
+    /// Whether a free-space state of `len` bytes fits in a meta slot.
+    pub fn fits_inline(len: usize, page_size: usize) -> bool {
+        META_BYTES + len <= page_size
+    }
+
+    /// The free-space extent, unless the state is kept inline in the slot.
+    pub fn free_space_extent(&self) -> Option<crate::Extent> {
+        (!self.free_space.page.is_none()).then(|| {
+            crate::Extent::new(self.free_space.page, u64::from(self.free_space.page_count))
+        })
+    }
+
+    /// The free-space state kept inline in the slot's page `page_bytes`, if it is.
+    /// Its length was validated by [`Meta::decode`].
+    pub fn inline_free_space<'a>(&self, page_bytes: &'a [u8]) -> Option<&'a [u8]> {
+        if !self.free_space.page.is_none() {
+            return None;
+        }
+        page_bytes.get(META_BYTES..META_BYTES + self.free_space.page_count as usize)
+    }
+
+    /// The slot as a page of `page_size` bytes, checksummed, with the free-space state
+    /// `inline` after the fields when it is kept there (it must fit).
+    pub fn encode(&self, page_size: usize, inline: Option<&[u8]>) -> Vec<u8> {
         let mut page = vec![0u8; page_size];
+        if let Some(inline) = inline {
+            assert!(Self::fits_inline(inline.len(), page_size));
+            page[META_BYTES..META_BYTES + inline.len()].copy_from_slice(inline);
+        }
         page[0] = META_PAGE_KIND;
         page[1] = META_FORMAT;
         let mut at = 8;
@@ -181,9 +209,13 @@ impl Meta {
         if !inside(meta.tree.page, 1) {
             return Err(Error::corrupted(page, "tree root outside the store"));
         }
-        if meta.free_space.page_count == 0
-            || !inside(meta.free_space.page, u64::from(meta.free_space.page_count))
-        {
+        let space = meta.free_space;
+        let valid = if space.page.is_none() {
+            (32..=bytes.len() - META_BYTES).contains(&(space.page_count as usize))
+        } else {
+            space.page_count != 0 && inside(space.page, u64::from(space.page_count))
+        };
+        if !valid {
             return Err(Error::corrupted(page, "free space outside the store"));
         }
         Ok(meta)
@@ -227,7 +259,7 @@ mod tests {
             },
             snapshots: ExtentRoot::default(),
         };
-        let bytes = meta.encode(4096);
+        let bytes = meta.encode(4096, None);
         assert_eq!(Meta::decode(PageId(1), &bytes).unwrap(), meta);
         for bit in 0..META_BYTES * 8 {
             let mut damaged = bytes.clone();
@@ -235,6 +267,29 @@ mod tests {
             assert!(Meta::decode(PageId(1), &damaged).is_err(), "meta bit {bit}");
         }
         let outside = Meta { end: 51, ..meta };
-        assert!(Meta::decode(PageId(1), &outside.encode(4096)).is_err());
+        assert!(Meta::decode(PageId(1), &outside.encode(4096, None)).is_err());
+
+        // Free space kept inline: found again, and its length is checked.
+        let inline_bytes = vec![5u8; 40];
+        let inline = Meta {
+            free_space: ExtentRoot {
+                page: PageId::NONE,
+                page_count: 40,
+                checksum: 9,
+            },
+            ..meta
+        };
+        let bytes = inline.encode(4096, Some(&inline_bytes));
+        let back = Meta::decode(PageId(1), &bytes).unwrap();
+        assert_eq!(back.inline_free_space(&bytes), Some(&inline_bytes[..]));
+        assert_eq!(back.free_space_extent(), None);
+        let too_long = Meta {
+            free_space: ExtentRoot {
+                page_count: 4096,
+                ..inline.free_space
+            },
+            ..meta
+        };
+        assert!(Meta::decode(PageId(1), &too_long.encode(4096, None)).is_err());
     }
 }

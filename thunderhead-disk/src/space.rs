@@ -251,20 +251,43 @@ impl FreeSpace {
         self.free_by_len.remove(&(len, start));
     }
 
+    /// Bytes the encoded state takes.
+    pub fn encoded_len(&self) -> usize {
+        let pending: usize = self.pending.values().map(Vec::len).sum();
+        HEADER_BYTES
+            + (self.free.len() + self.recent.len()) * FREE_ENTRY_BYTES
+            + pending * PENDING_ENTRY_BYTES
+    }
+
     /// Pages the encoded state takes.
     pub fn encoded_page_count(&self, page_size: usize) -> u64 {
-        let pending: usize = self.pending.values().map(Vec::len).sum();
-        let bytes = HEADER_BYTES
-            + (self.free.len() + self.recent.len()) * FREE_ENTRY_BYTES
-            + pending * PENDING_ENTRY_BYTES;
-        bytes.div_ceil(page_size) as u64
+        self.encoded_len().div_ceil(page_size) as u64
     }
 
     /// The state as an extent of `page_count` pages (at least
     /// [`FreeSpace::encoded_page_count`]), checksummed; returns the bytes and checksum.
     pub fn encode(&self, page_size: usize, page_count: u64) -> (Vec<u8>, u32) {
+        let mut bytes = self.encode_unsealed();
+        assert!(
+            bytes.len() <= page_count as usize * page_size,
+            "extent too small"
+        );
+        bytes.resize(page_count as usize * page_size, 0);
+        let checksum = seal_checksum(&mut bytes);
+        (bytes, checksum)
+    }
+
+    /// The state in exactly [`FreeSpace::encoded_len`] bytes, checksummed, to be kept
+    /// inside a meta slot when it fits there.
+    pub fn encode_inline(&self) -> (Vec<u8>, u32) {
+        let mut bytes = self.encode_unsealed();
+        let checksum = seal_checksum(&mut bytes);
+        (bytes, checksum)
+    }
+
+    fn encode_unsealed(&self) -> Vec<u8> {
         let pending: Vec<(u64, Extent)> = self.pending_extents().collect();
-        let mut bytes = Vec::with_capacity(page_count as usize * page_size);
+        let mut bytes = Vec::with_capacity(self.encoded_len());
         bytes.extend_from_slice(&[FREE_SPACE_PAGE_KIND, FREE_SPACE_FORMAT, 0, 0, 0, 0, 0, 0]);
         bytes.extend_from_slice(&self.end.to_le_bytes());
         bytes.extend_from_slice(&(self.free.len() as u32).to_le_bytes());
@@ -283,13 +306,7 @@ impl FreeSpace {
             bytes.extend_from_slice(&extent.start.0.to_le_bytes());
             bytes.extend_from_slice(&extent.page_count.to_le_bytes());
         }
-        assert!(
-            bytes.len() <= page_count as usize * page_size,
-            "extent too small"
-        );
-        bytes.resize(page_count as usize * page_size, 0);
-        let checksum = seal_checksum(&mut bytes);
-        (bytes, checksum)
+        bytes
     }
 
     /// Decodes and validates a state read from `page`. Nothing in `bytes` is trusted:
@@ -491,6 +508,12 @@ mod tests {
             let resealed = seal_checksum(&mut damaged);
             let _ = FreeSpace::decode(PageId(7), &damaged, resealed);
         }
+        let (inline, checksum) = space.encode_inline();
+        assert_eq!(inline.len(), space.encoded_len());
+        assert_eq!(
+            FreeSpace::decode(PageId(1), &inline, checksum).unwrap(),
+            space
+        );
         let mut overlapping = FreeSpace::new(100);
         overlapping.free(extent(10, 5));
         overlapping.defer(3, extent(12, 1));

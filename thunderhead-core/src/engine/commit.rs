@@ -9,7 +9,8 @@
 //! visible to anyone and are free at once.
 
 use thunderhead_disk::{
-    Extent, ExtentRoot, FreeSpace, META_PAGES, Meta, PageBytes, PageStore, TreeRoot, resolve,
+    Extent, ExtentRoot, FreeSpace, META_PAGES, Meta, PageBytes, PageId, PageStore, TreeRoot,
+    resolve,
 };
 
 use super::{Durability, Engine, Reusable};
@@ -63,11 +64,10 @@ pub(super) fn commit<S: PageStore>(
         next.defer(revision, extent);
     }
     let slot = 1 - engine.lock_state().durable_slot;
-    let old_space = Extent::new(base.free_space.page, u64::from(base.free_space.page_count));
     let written = publish(
         &pager,
         &mut next,
-        Some(old_space),
+        base.free_space_extent(),
         Published {
             revision,
             tree: root,
@@ -128,29 +128,45 @@ pub(super) fn publish<S: PageStore>(
         next.defer(revision, old_space);
     }
     next.release(reusable.oldest_reader, reusable.durable);
-    let page_count = next.encoded_page_count(page_size);
-    let start = next.allocate(page_count);
-    next.take_fresh();
-    let (bytes, checksum) = next.encode(page_size, page_count);
-    // Written since the last durable commit, like the tree's pages (noted after encoding:
-    // recovery checks this extent through the meta slot, not the list).
-    next.note_written(Extent::new(start, page_count));
-    pager.forget(start);
-    resolve(store.write(start, PageBytes::new(bytes)))?;
+    // A small free-space state rides in the meta slot's page, saving a page per commit.
+    let inline_fits = Meta::fits_inline(next.encoded_len(), page_size);
+    let (free_space, inline) = if inline_fits && pager.free_space_inline() {
+        let (bytes, checksum) = next.encode_inline();
+        let root = ExtentRoot {
+            page: PageId::NONE,
+            page_count: bytes.len() as u32,
+            checksum,
+        };
+        (root, Some(bytes))
+    } else {
+        let page_count = next.encoded_page_count(page_size);
+        let start = next.allocate(page_count);
+        next.take_fresh();
+        let (bytes, checksum) = next.encode(page_size, page_count);
+        // Written since the last durable commit, like the tree's pages (noted after
+        // encoding: recovery checks this extent through the meta slot, not the list).
+        next.note_written(Extent::new(start, page_count));
+        pager.forget(start);
+        resolve(store.write(start, PageBytes::new(bytes)))?;
+        let page_count = u32::try_from(page_count).map_err(|_| {
+            crate::error::Error::InvalidConfig("free-space state over 4 Gi pages".into())
+        })?;
+        let root = ExtentRoot {
+            page: start,
+            page_count,
+            checksum,
+        };
+        (root, None)
+    };
     let meta = Meta {
         revision,
         end: next.end(),
         tree,
-        free_space: ExtentRoot {
-            page: start,
-            page_count: u32::try_from(page_count).map_err(|_| {
-                crate::error::Error::InvalidConfig("free-space state over 4 Gi pages".into())
-            })?,
-            checksum,
-        },
+        free_space,
         snapshots: ExtentRoot::default(),
     };
-    resolve(store.write(META_PAGES[slot], PageBytes::new(meta.encode(page_size))))?;
+    let page = meta.encode(page_size, inline.as_deref());
+    resolve(store.write(META_PAGES[slot], PageBytes::new(page)))?;
     if durability == Durability::Immediate {
         resolve(store.sync())?;
     }
@@ -176,7 +192,6 @@ impl<S: PageStore> Engine<S> {
         let mut next = space.clone();
         next.release(reusable.oldest_reader, reusable.durable);
         next.trim();
-        let old_space = Extent::new(base.free_space.page, u64::from(base.free_space.page_count));
         let published = Published {
             revision: base.revision + 1,
             tree: base.tree,
@@ -184,7 +199,7 @@ impl<S: PageStore> Engine<S> {
             durability: Durability::Immediate,
             reusable,
         };
-        let meta = publish(&pager, &mut next, Some(old_space), published)?;
+        let meta = publish(&pager, &mut next, base.free_space_extent(), published)?;
         next.clear_recent();
         *space = next;
         drop(space);

@@ -84,6 +84,16 @@ struct State {
 }
 
 impl State {
+    /// The meta slot holding the latest commit: commits after the durable one all go to
+    /// the other slot.
+    fn latest_slot(&self) -> usize {
+        if self.meta.revision == self.durable {
+            self.durable_slot
+        } else {
+            1 - self.durable_slot
+        }
+    }
+
     /// What may be released now: (oldest revision a reader reads, last durable revision);
     /// see `FreeSpace::release`.
     fn reusable(&self) -> Reusable {

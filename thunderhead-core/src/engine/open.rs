@@ -98,30 +98,30 @@ impl<S: PageStore> Engine<S> {
         }
         // A slot of zeros was never written (the second slot of a new store); any other
         // invalid slot is a commit cut short or damage, and is reported.
-        let slots = META_PAGES.map(|page| {
-            resolve(store.read(page, 1)).map(|bytes| {
-                let blank = bytes.iter().all(|&byte| byte == 0);
-                (Meta::decode(page, &bytes), blank)
-            })
-        });
-        let slots = slots.map(|slot| match slot {
-            Ok((meta, blank)) => (meta, blank),
-            Err(error) => (Err(error), false),
+        let slots = META_PAGES.map(|page| match resolve(store.read(page, 1)) {
+            Ok(bytes) => Slot {
+                meta: Meta::decode(page, &bytes),
+                blank: bytes.iter().all(|&byte| byte == 0),
+                bytes: Some(bytes),
+            },
+            Err(error) => Slot {
+                meta: Err(error),
+                blank: false,
+                bytes: None,
+            },
         });
         let pager = Arc::new(Pager::with_space(
             store,
             config,
             FreeSpace::new(FIRST_DATA_PAGE),
         )?);
-        let (slot, meta, space, rejected) = choose(&pager, slots)?;
+        let (slot, meta, space, rejected) = choose(&pager, &slots)?;
         let other = 1 - slot;
-        let stale = resolve(pager.store().read(META_PAGES[other], 1))
-            .ok()
-            .and_then(|bytes| Meta::decode(META_PAGES[other], &bytes).ok());
-        if stale.is_some_and(|stale| stale.revision > meta.revision) {
-            let page_size = pager.store().page_size();
-            let copy = PageBytes::new(meta.encode(page_size));
-            resolve(pager.store().write(META_PAGES[other], copy))?;
+        let stale = slots[other].meta.as_ref().ok();
+        if stale.is_some_and(|stale| stale.revision > meta.revision)
+            && let Some(chosen) = &slots[slot].bytes
+        {
+            resolve(pager.store().write(META_PAGES[other], chosen.clone()))?;
         }
         // What the newest slot holds may so far live only in the operating system's
         // cache (the last process may have died after an eventual commit).
@@ -156,29 +156,41 @@ fn not_a_store(reason: &str) -> Error {
     })
 }
 
-/// Picks the version to open: (slot, meta, free space, versions rejected and why). The newest valid slot whose
-/// recently written extents verify wins; a slot that fails is the in-flight commit a
-/// crash cut short, and the other slot, durable before it was written, is next.
+/// A meta slot as read.
+struct Slot {
+    meta: thunderhead_disk::Result<Meta>,
+    /// Never written.
+    blank: bool,
+    bytes: Option<PageBytes>,
+}
+
+/// Picks the version to open: (slot, meta, free space, versions rejected and why). The
+/// newest valid slot whose recently written extents verify wins; a slot that fails is
+/// the in-flight commit a crash cut short, and the other slot, durable before it was
+/// written, is next.
 fn choose<S: PageStore>(
     pager: &Pager<S>,
-    slots: [(thunderhead_disk::Result<Meta>, bool); 2],
+    slots: &[Slot; 2],
 ) -> Result<(usize, Meta, FreeSpace, Vec<String>)> {
-    let mut valid: Vec<(usize, Meta)> = slots
+    let mut valid: Vec<(usize, Meta, &PageBytes)> = slots
         .iter()
         .enumerate()
-        .filter_map(|(slot, (meta, _))| meta.as_ref().ok().map(|meta| (slot, *meta)))
-        .collect();
-    valid.sort_by_key(|(_, meta)| std::cmp::Reverse(meta.revision));
-    let mut rejected: Vec<String> = slots
-        .iter()
-        .enumerate()
-        .filter_map(|(slot, (meta, blank))| match meta {
-            Err(error) if !blank => Some(format!("meta slot {slot}: {error}")),
+        .filter_map(|(index, slot)| match (&slot.meta, &slot.bytes) {
+            (Ok(meta), Some(bytes)) => Some((index, *meta, bytes)),
             _ => None,
         })
         .collect();
-    for (slot, meta) in valid {
-        match load_verified(pager, &meta) {
+    valid.sort_by_key(|(_, meta, _)| std::cmp::Reverse(meta.revision));
+    let mut rejected: Vec<String> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(index, slot)| match &slot.meta {
+            Err(error) if !slot.blank => Some(format!("meta slot {index}: {error}")),
+            _ => None,
+        })
+        .collect();
+    for (slot, meta, bytes) in valid {
+        match load_verified(pager, &meta, bytes) {
             Ok(space) => return Ok((slot, meta, space, rejected)),
             Err(error) if lost_in_crash(&error) => {
                 rejected.push(format!("revision {}: {error}", meta.revision));
@@ -203,18 +215,39 @@ fn lost_in_crash(error: &Error) -> bool {
         )
 }
 
-/// Loads a version's free space and verifies every extent written since the last
-/// durable commit before it; returns the free space.
-fn load_verified<S: PageStore>(pager: &Pager<S>, meta: &Meta) -> Result<FreeSpace> {
+/// Loads the free space of the version `meta` describes (from its slot's page
+/// `meta_page` when kept inline there) and checks it against the slot.
+pub(super) fn load_free_space<S: PageStore>(
+    pager: &Pager<S>,
+    meta: &Meta,
+    meta_page: &[u8],
+) -> Result<FreeSpace> {
     let extent = meta.free_space;
-    let bytes = resolve(pager.store().read(extent.page, extent.page_count))?;
-    let space = FreeSpace::decode(extent.page, &bytes, extent.checksum)?;
+    let space = match meta.inline_free_space(meta_page) {
+        Some(inline) => FreeSpace::decode(extent.page, inline, extent.checksum)?,
+        None => {
+            let bytes = resolve(pager.store().read(extent.page, extent.page_count))?;
+            FreeSpace::decode(extent.page, &bytes, extent.checksum)?
+        }
+    };
     if space.end() != meta.end {
         return Err(Error::corrupted(
             extent.page,
             "free space and meta slot disagree on the store's length",
         ));
     }
+    Ok(space)
+}
+
+/// Loads a version's free space and verifies every extent written since the last
+/// durable commit before it; returns the free space.
+fn load_verified<S: PageStore>(
+    pager: &Pager<S>,
+    meta: &Meta,
+    meta_page: &[u8],
+) -> Result<FreeSpace> {
+    let space = load_free_space(pager, meta, meta_page)?;
+    let extent = meta.free_space;
     // A free run at the end need not exist in the store; everything before it must.
     let used_end = space.clone().trim();
     let store_pages = pager.store().page_count();

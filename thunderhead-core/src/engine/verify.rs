@@ -3,7 +3,9 @@
 //! version (its tree or its free-space state), free, or waiting to be freed. A page in
 //! none is leaked; a page in two is used twice.
 
-use thunderhead_disk::{Extent, FIRST_DATA_PAGE, FreeSpace, PageId, PageStore, resolve};
+use thunderhead_disk::{
+    Extent, FIRST_DATA_PAGE, FreeSpace, META_PAGES, PageId, PageStore, resolve,
+};
 
 use super::Engine;
 use crate::error::{Error, Result};
@@ -36,19 +38,27 @@ impl<S: PageStore> Engine<S> {
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let meta = self.lock_state().meta;
+        let (meta, slot) = {
+            let state = self.lock_state();
+            (state.meta, state.latest_slot())
+        };
         let pager = &self.shared.pager;
         let tree = Snapshot::new(pager.clone(), super::version_of(&meta)).check()?;
-        let extent = meta.free_space;
-        let bytes = resolve(pager.store().read(extent.page, extent.page_count))?;
-        let stored = FreeSpace::decode(extent.page, &bytes, extent.checksum)?;
+        let meta_page = resolve(pager.store().read(META_PAGES[slot], 1))?;
+        let stored = super::open::load_free_space(pager, &meta, &meta_page)?;
+        if thunderhead_disk::Meta::decode(META_PAGES[slot], &meta_page)? != meta {
+            return Err(Error::Invariant {
+                location: format!("meta slot {slot}"),
+                reason: "the slot does not hold the latest commit".into(),
+            });
+        }
         let current = pager.space().clone();
         let mut live: Vec<Extent> = tree
             .extents
             .iter()
             .map(|&(start, page_count)| Extent::new(start, page_count))
             .collect();
-        live.push(Extent::new(extent.page, u64::from(extent.page_count)));
+        live.extend(meta.free_space_extent());
         tiles(&live, &stored, "the stored free space")?;
         tiles(&live, &current, "the free space in memory")?;
         Ok(EngineReport {
