@@ -40,7 +40,7 @@ fn config(seed: u64) -> TreeConfig {
     TreeConfig {
         journal_bytes_max: 6 * 1024,
         cache_bytes_max: 64 * 1024,
-        free_space_inline: seed % 2 == 0,
+        free_space_inline: seed.is_multiple_of(2),
     }
 }
 
