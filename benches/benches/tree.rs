@@ -81,7 +81,9 @@ fn insert(c: &mut Criterion) {
 fn get(c: &mut Criterion) {
     let data = data();
     let mut rng = SplitMix64::new(SEED ^ 1);
-    let probes: Vec<&[u8]> = (0..GETS).map(|_| data[rng.below(N)].0.as_slice()).collect();
+    let probes: Vec<&[u8]> = (0..GETS)
+        .map(|_| data[rng.below(N as u64) as usize].0.as_slice())
+        .collect();
     let (pager, version) = committed(&data);
     let snapshot = Snapshot::new(pager, version);
     let writer = fill(&data);
@@ -203,7 +205,7 @@ fn range(c: &mut Criterion) {
     // Each range covers exactly RANGE_LEN keys: [sorted[i], sorted[i + RANGE_LEN]).
     let bounds: Vec<(&[u8], &[u8])> = (0..RANGES)
         .map(|_| {
-            let start = rng.below(N - RANGE_LEN);
+            let start = rng.below((N - RANGE_LEN) as u64) as usize;
             (sorted[start], sorted[start + RANGE_LEN])
         })
         .collect();

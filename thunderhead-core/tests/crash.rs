@@ -13,27 +13,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use thunderhead_core::{Durability, Engine, TreeConfig};
-use thunderhead_disk::{FaultPlan, FaultStore, MemStore, PageStore};
+use thunderhead_disk::{FaultPlan, FaultStore, MemStore, PageStore, SplitMix64 as Rng};
 
 const PAGE_SIZE: usize = 4096;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 /// Odd seeds keep the free space in an extent of its own, even ones in the meta slot.
 fn config(seed: u64) -> TreeConfig {
@@ -170,14 +154,14 @@ fn workload_operations(seed: u64) -> u64 {
     let mut expect = Expect {
         candidates: Vec::new(),
     };
-    workload(&mut Rng(seed), &engine, &mut expect);
+    workload(&mut Rng::new(seed), &engine, &mut expect);
     store.operations() - created
 }
 
 /// The workload of `seed`, crashed after its `point`th store operation. Returns whether
 /// it reached that point.
 fn crash_case(seed: u64, point: u64) -> bool {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let store = Arc::new(FaultStore::new(
         MemStore::new(PAGE_SIZE).unwrap(),
         FaultPlan::default(),
@@ -193,8 +177,8 @@ fn crash_case(seed: u64, point: u64) -> bool {
     workload(&mut rng, &engine, &mut expect);
     drop(engine);
     let crashed = store.injected() > 0;
-    let mut rng = Rng(seed ^ 0x5EED_C2A5);
-    let mut image = store.crash_image(rng.next());
+    let mut rng = Rng::new(seed ^ 0x5EED_C2A5);
+    let mut image = store.crash_image(rng.next_u64());
 
     if rng.below(3) == 0 {
         // Crash again, during recovery (or just after it).
@@ -206,7 +190,7 @@ fn crash_case(seed: u64, point: u64) -> bool {
             },
         ));
         drop(Engine::open(store.clone(), &config(seed)));
-        image = store.crash_image(rng.next());
+        image = store.crash_image(rng.next_u64());
     }
 
     let engine = Engine::open(
@@ -238,7 +222,7 @@ fn crash_case(seed: u64, point: u64) -> bool {
 
 /// A crash point spread uniformly over the workload's operations.
 fn case_point(seed: u64) -> u64 {
-    1 + Rng(!seed).below(workload_operations(seed).max(1))
+    1 + Rng::new(!seed).below(workload_operations(seed).max(1))
 }
 
 #[test]

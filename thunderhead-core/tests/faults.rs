@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use thunderhead_core::{Durability, Engine, Error, Reader, TreeConfig, Writer};
-use thunderhead_disk::{Error as DiskError, FaultPlan, FaultStore, Header, MemStore, PageStore};
+use thunderhead_disk::{
+    Error as DiskError, FaultPlan, FaultStore, Header, MemStore, PageStore, SplitMix64 as Rng,
+};
 
 const PAGE_SIZE: usize = 4096;
 
@@ -36,24 +38,9 @@ type Store = Arc<FaultStore<MemStore>>;
 /// Seeds of the workloads the fault sweeps run over.
 const WORKLOAD_SEEDS: std::ops::Range<u64> = 0x5EED_0000..0x5EED_000C;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
+/// `len` random bytes, one draw each.
+fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 /// Small journals (frequent flushes) and a small cache (frequent reads) for the fault
@@ -183,7 +170,7 @@ fn transaction(rng: &mut Rng, count: u64) -> Vec<Change> {
                 };
                 Change::Put {
                     key: key(rng.below(300)),
-                    value: rng.bytes(len as usize),
+                    value: random_bytes(rng, len as usize),
                 }
             }
         })
@@ -193,7 +180,7 @@ fn transaction(rng: &mut Rng, count: u64) -> Vec<Change> {
 /// Six commits (immediate and eventual), a sync, a compaction and a reader pinned
 /// across three commits.
 fn workload(seed: u64) -> Vec<Step> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut commit = |count, durability| Step::Commit {
         changes: transaction(&mut rng, count),
         durability,
@@ -504,13 +491,14 @@ fn fail_once_case(steps: &[Step], plan: FaultPlan, faults: Faults) -> Vec<Reopen
 
     let mut found = Vec::new();
     // A power loss now leaves a version the workload may leave, or a failed commit.
-    let mut rng = Rng((plan.fail_write_once.unwrap_or(0) << 8) | plan.fail_sync_once.unwrap_or(0));
+    let mut rng =
+        Rng::new((plan.fail_write_once.unwrap_or(0) << 8) | plan.fail_sync_once.unwrap_or(0));
     for _ in 0..FAIL_ONCE_CRASH_IMAGES {
         let expected: Vec<&Model> = log.crash.iter().collect();
         found.push(reopen_holds(
             &fault,
             &engine,
-            rng.next(),
+            rng.next_u64(),
             &expected,
             &log.unsure,
             "recovered from a power loss after the fault",
@@ -723,9 +711,9 @@ fn fail_forever_case(steps: &[Step], created: u64, point: u64) -> u64 {
     drop(engine);
 
     let mut later = 0;
-    let mut rng = Rng(point);
+    let mut rng = Rng::new(point);
     for _ in 0..CRASH_IMAGES {
-        let seed = rng.next();
+        let seed = rng.next_u64();
         let what = format!("crash seed {seed:#x}");
         let store = Arc::new(MemStore::from_image(PAGE_SIZE, &fault.crash_image(seed)).unwrap());
         let reopened = Engine::open(Arc::clone(&store), &config())
@@ -825,14 +813,14 @@ fn mixed_value(rng: &mut Rng) -> Vec<u8> {
         1..=3 => 300 + rng.below(600),
         _ => rng.below(100),
     };
-    rng.bytes(len as usize)
+    random_bytes(rng, len as usize)
 }
 
 /// A store of 3,000 keys (revision 1) with 300 of them rewritten or deleted (revision 2),
 /// both committed immediately. Returns the contents of each revision.
 fn build_store_file(path: &Path) -> Vec<Model> {
     let engine = Engine::create_file(path, PAGE_SIZE, &file_config()).unwrap();
-    let mut rng = Rng(0x00F1_1E5E);
+    let mut rng = Rng::new(0x00F1_1E5E);
     let mut models = vec![Model::new()];
     let mut model = Model::new();
     let mut writer = engine.begin_write().unwrap();
@@ -865,7 +853,7 @@ fn build_store_file(path: &Path) -> Vec<Model> {
 
 /// Damages a copy of `original` as `seed` decides; returns it and what was done.
 fn damage(original: &[u8], seed: u64) -> (Vec<u8>, &'static str, String) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut bytes = original.to_vec();
     // A quarter of the cases aim at the header and the meta slots.
     let span = if rng.below(4) == 0 {
@@ -882,7 +870,7 @@ fn damage(original: &[u8], seed: u64) -> (Vec<u8>, &'static str, String) {
         }
         1 => {
             let end = (at + 1 + rng.below(4096) as usize).min(bytes.len());
-            let garbage = rng.bytes(end - at);
+            let garbage = random_bytes(&mut rng, end - at);
             bytes[at..end].copy_from_slice(&garbage);
             let what = format!("bytes {at}..{end} overwritten with garbage");
             (bytes, "garbage", what)
@@ -1049,9 +1037,9 @@ fn foreign_short_and_locked_files_are_typed_errors() {
     // or with no valid meta slot: each a storage error, never a panic. Then a second
     // open_file of a store a live engine holds is Locked, and the lock goes with it.
     let dir = TempDir::new("files");
-    let mut rng = Rng(0x0BAD_F11E);
+    let mut rng = Rng::new(0x0BAD_F11E);
     let mut foreign = b"SQLite format 3\0".to_vec();
-    foreign.extend(rng.bytes(2 * PAGE_SIZE - foreign.len()));
+    foreign.extend(random_bytes(&mut rng, 2 * PAGE_SIZE - foreign.len()));
     let header = Header {
         page_size: PAGE_SIZE,
     }
@@ -1059,11 +1047,11 @@ fn foreign_short_and_locked_files_are_typed_errors() {
     let mut no_meta = header.clone();
     no_meta.extend(vec![0; 2 * PAGE_SIZE]);
     let mut no_meta_long = no_meta.clone();
-    no_meta_long.extend(rng.bytes(4 * PAGE_SIZE));
+    no_meta_long.extend(random_bytes(&mut rng, 4 * PAGE_SIZE));
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
         ("ten-zero-bytes", vec![0; 10]),
-        ("garbage-50k", rng.bytes(50 * 1024)),
+        ("garbage-50k", random_bytes(&mut rng, 50 * 1024)),
         ("zeros-50k", vec![0; 50 * 1024]),
         ("foreign-header", foreign),
         ("header-only", header.clone()),

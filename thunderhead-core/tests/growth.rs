@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use thunderhead_core::{Durability, Engine, TreeConfig};
-use thunderhead_disk::{MemStore, PageStore};
+use thunderhead_disk::{MemStore, PageStore, SplitMix64 as Rng};
 
 const PAGE_SIZE: usize = 4096;
 const KEYS: usize = 10_000;
@@ -14,25 +14,6 @@ const VALUE_LEN: usize = 100;
 /// would append a rewrite of most of the tree and the ratio would pass 4 within a few
 /// rounds and approach 100 by the last.
 const USED_OVER_LIVE_MAX: f64 = 4.0;
-
-/// SplitMix64, so the test needs no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
 
 fn key(index: usize) -> Vec<u8> {
     format!("key/{index:08}").into_bytes()
@@ -76,7 +57,7 @@ fn eventual_overwrites_reuse_freed_pages() {
 
 fn overwrite_rounds(durability: Durability) {
     let engine = Engine::create(MemStore::new(PAGE_SIZE).unwrap(), &config()).unwrap();
-    let mut rng = Rng(0x6752_6F77_7468);
+    let mut rng = Rng::new(0x6752_6F77_7468);
     let mut values = vec![vec![0u8; VALUE_LEN]; KEYS];
     let mut worst: f64 = 0.0;
     for round in 1..=ROUNDS {
@@ -129,7 +110,7 @@ fn overwrite_rounds(durability: Durability) {
 #[test]
 fn without_reuse_the_bound_fails() {
     let engine = Engine::create(MemStore::new(PAGE_SIZE).unwrap(), &config()).unwrap();
-    let mut rng = Rng(0x7069_6E6E_6564);
+    let mut rng = Rng::new(0x7069_6E6E_6564);
     let mut value = [0u8; VALUE_LEN];
     let mut round = |engine: &Engine<MemStore>| {
         let mut writer = engine.begin_write().unwrap();
@@ -180,7 +161,7 @@ fn without_reuse_the_bound_fails() {
 fn compact_returns_the_free_tail() {
     let store = Arc::new(MemStore::new(PAGE_SIZE).unwrap());
     let engine = Engine::create(store.clone(), &config()).unwrap();
-    let mut rng = Rng(0x0063_6F6D_7061_6374);
+    let mut rng = Rng::new(0x0063_6F6D_7061_6374);
     let mut expected = Vec::with_capacity(KEYS);
     let mut writer = engine.begin_write().unwrap();
     for index in 0..KEYS {
@@ -273,7 +254,7 @@ fn compact_returns_the_free_tail() {
 fn a_sliding_window_of_range_deletes_stays_bounded() {
     // The default journal budget: the larger it is, the more range deletes it can hold.
     let engine = Engine::create(MemStore::new(PAGE_SIZE).unwrap(), &TreeConfig::default()).unwrap();
-    let mut rng = Rng(0x0071_7565_7565);
+    let mut rng = Rng::new(0x0071_7565_7565);
     let mut value = vec![0u8; VALUE_LEN];
     let rounds = std::env::var("GROWTH_ROUNDS")
         .ok()

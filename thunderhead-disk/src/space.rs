@@ -224,16 +224,6 @@ impl FreeSpace {
         self.free.values().sum()
     }
 
-    /// Whether `extent` shares a page with a free or pending run or reaches past the end:
-    /// pages a version with this state did not use.
-    pub fn overlaps_unused(&self, extent: Extent) -> bool {
-        extent.end() > self.end
-            || self.overlaps_free(extent)
-            || self.pending_extents().any(|(_, pending)| {
-                pending.start.0 < extent.end() && extent.start.0 < pending.end()
-            })
-    }
-
     fn overlaps_free(&self, extent: Extent) -> bool {
         self.free
             .range(..extent.end())
@@ -444,7 +434,6 @@ mod tests {
         space.defer(7, extent(10, 1));
         space.release(4, 10);
         assert_eq!(space.free_page_count(), 0);
-        assert!(space.overlaps_unused(extent(4, 1)));
         space.release(6, 10);
         assert_eq!(space.free_page_count(), 2);
         assert_eq!(space.pending_extents().count(), 1);

@@ -39,18 +39,13 @@ pub(super) fn commit<S: PageStore>(
         checksum: version.root_checksum,
         birth: revision,
     };
-    let old_root = StoredRef {
-        page: base.tree.page,
-        checksum: base.tree.checksum,
-        birth: 0,
-    };
+    let old_root = super::version_of(base).root_ref();
     let diff = commit_diff(&pager, old_root, new_root, revision)?;
-    let root = TreeRoot {
-        page: version.root,
-        checksum: version.root_checksum,
-        seq: version.seq,
+    let root = super::root_of(&version);
+    let (reusable, slot) = {
+        let state = engine.lock_state();
+        (state.reusable(), 1 - state.durable_slot)
     };
-    let reusable = engine.lock_state().reusable();
     let mut space = pager.space();
     let mut next = space.clone();
     for extent in next.take_fresh() {
@@ -63,8 +58,7 @@ pub(super) fn commit<S: PageStore>(
     for extent in diff.freed {
         next.defer(revision, extent);
     }
-    let slot = 1 - engine.lock_state().durable_slot;
-    let written = publish(
+    let meta = publish(
         &pager,
         &mut next,
         base.free_space_extent(),
@@ -75,24 +69,19 @@ pub(super) fn commit<S: PageStore>(
             durability,
             reusable,
         },
-    );
-    match written {
-        Ok(meta) => {
-            if durability == Durability::Immediate {
-                next.clear_recent();
-            }
-            *space = next;
-            drop(space);
-            let mut state = engine.lock_state();
-            state.meta = meta;
-            if durability == Durability::Immediate {
-                state.durable = revision;
-                state.durable_slot = 1 - state.durable_slot;
-            }
-            Ok(revision)
-        }
-        Err(error) => Err(error),
+    )?;
+    if durability == Durability::Immediate {
+        next.clear_recent();
     }
+    *space = next;
+    drop(space);
+    let mut state = engine.lock_state();
+    state.meta = meta;
+    if durability == Durability::Immediate {
+        state.durable = revision;
+        state.durable_slot = slot;
+    }
+    Ok(revision)
 }
 
 /// What a new version is.
@@ -178,11 +167,7 @@ impl<S: PageStore> Engine<S> {
     /// (durably) a version whose end excludes them, then truncates. Returns the pages
     /// the store shrank by. Pages still kept for readers of older versions stay.
     pub fn compact(&self) -> Result<u64> {
-        let _writer = self
-            .shared
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _writer = self.lock_writer();
         let pager = self.shared.pager.clone();
         let (base, reusable, slot) = {
             let state = self.lock_state();

@@ -13,7 +13,7 @@ mod verify;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use thunderhead_disk::{Meta, PageStore};
+use thunderhead_disk::{Meta, PageStore, TreeRoot};
 
 use crate::error::Result;
 use crate::pager::Pager;
@@ -121,6 +121,15 @@ impl<S: PageStore> Engine<S> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The writer lock: one writer, sync, check or compaction at a time. Its guard
+    /// protects no data of its own, so a panic while it was held leaves nothing torn.
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.shared
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The pager, for statistics and tests.
     pub fn pager(&self) -> &Arc<Pager<S>> {
         &self.shared.pager
@@ -167,11 +176,7 @@ impl<S: PageStore> Engine<S> {
 
     /// The writer, once the previous one is done: it continues from the latest commit.
     pub fn begin_write(&self) -> Result<Writer<'_, S>> {
-        let guard = self
-            .shared
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.lock_writer();
         let (base, reusable) = {
             let state = self.lock_state();
             (state.meta, state.reusable())
@@ -193,11 +198,7 @@ impl<S: PageStore> Engine<S> {
 
     /// Makes every commit so far durable (one sync).
     pub fn sync(&self) -> Result<()> {
-        let _writer = self
-            .shared
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _writer = self.lock_writer();
         self.sync_held()
     }
 
@@ -211,6 +212,15 @@ impl<S: PageStore> Engine<S> {
             state.durable_slot = 1 - state.durable_slot;
         }
         Ok(())
+    }
+}
+
+/// How a meta slot records a tree version.
+fn root_of(version: &Version) -> TreeRoot {
+    TreeRoot {
+        page: version.root,
+        checksum: version.root_checksum,
+        seq: version.seq,
     }
 }
 

@@ -60,11 +60,7 @@ impl<S: PageStore> Engine<S> {
         next.take_fresh();
         let published = Published {
             revision: 0,
-            tree: thunderhead_disk::TreeRoot {
-                page: version.root,
-                checksum: version.root_checksum,
-                seq: version.seq,
-            },
+            tree: super::root_of(&version),
             slot: 0,
             durability: Durability::Immediate,
             reusable: Reusable {

@@ -33,11 +33,7 @@ impl<S: PageStore> Engine<S> {
     /// stored free-space state, and that no page is leaked or used twice. Waits for the
     /// writer, if one is open.
     pub fn check(&self) -> Result<EngineReport> {
-        let _writer = self
-            .shared
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _writer = self.lock_writer();
         let (meta, slot) = {
             let state = self.lock_state();
             (state.meta, state.latest_slot())

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::future::{Ready, ready};
 use std::sync::Mutex;
 
-use crate::{Error, PageBytes, PageId, PageStore, Result, StoreStats};
+use crate::{Error, PageBytes, PageId, PageStore, Result, SplitMix64, StoreStats};
 
 /// Sector size of the simulated disk: a torn write is torn at sector boundaries.
 pub const SECTOR_BYTES: usize = 512;
@@ -113,9 +113,9 @@ impl<S: PageStore> FaultStore<S> {
         let state = self.lock();
         let page_size = self.inner.page_size();
         let mut pages = state.durable.clone();
-        let mut rng = SplitMix64(seed);
+        let mut rng = SplitMix64::new(seed);
         for (start, bytes) in &state.pending {
-            let fate = rng.next() % 3;
+            let fate = rng.next_u64() % 3;
             if fate == 0 {
                 continue;
             }
@@ -128,7 +128,7 @@ impl<S: PageStore> FaultStore<S> {
                     continue;
                 }
                 for (old, new) in page.chunks_mut(SECTOR_BYTES).zip(new.chunks(SECTOR_BYTES)) {
-                    if rng.next() & 1 == 1 {
+                    if rng.next_u64() & 1 == 1 {
                         old.copy_from_slice(new);
                     }
                 }
@@ -248,19 +248,6 @@ impl<S: PageStore> PageStore for FaultStore<S> {
 
     fn stats(&self) -> StoreStats {
         self.inner.stats()
-    }
-}
-
-/// SplitMix64, enough to pick fates reproducibly from a seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }
 
