@@ -30,6 +30,24 @@ pub enum Error {
     /// in an unknown state and it accepts no more work. Committed versions are intact.
     #[error("writer is poisoned by an earlier error; start a new one from the last version")]
     WriterPoisoned,
+    /// No tree of this name exists.
+    #[error("no tree named \"{}\"", .name.escape_ascii())]
+    TreeNotFound {
+        /// The name asked for.
+        name: Vec<u8>,
+    },
+    /// A tree of this name already exists (creating, renaming or forking onto it).
+    #[error("a tree named \"{}\" already exists", .name.escape_ascii())]
+    TreeExists {
+        /// The name asked for.
+        name: Vec<u8>,
+    },
+    /// A tree name that cannot be used (too long, or reserved).
+    #[error("invalid tree name: {reason}")]
+    InvalidTreeName {
+        /// Why.
+        reason: String,
+    },
     /// `check()` found a structural invariant broken.
     #[error("invariant broken at {location}: {reason}")]
     Invariant {

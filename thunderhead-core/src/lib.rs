@@ -25,7 +25,7 @@ pub use config::{
     CACHE_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_LIMIT,
     JOURNAL_SEGMENTS_MAX, Limits, TREE_DEPTH_MAX, TreeConfig, VALUE_BYTES_MAX,
 };
-pub use engine::{Durability, Engine, EngineReport, Reader, Writer};
+pub use engine::{Durability, Engine, EngineReport, Reader, TREE_NAME_BYTES_MAX, Writer};
 pub use error::{Error, Result};
 pub use page::OverflowRef;
 pub use pager::Pager;

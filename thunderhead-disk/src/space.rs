@@ -178,6 +178,11 @@ impl FreeSpace {
         self.fresh.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// The runs allocated since tracking began, without ending the record.
+    pub fn fresh(&self) -> &[Extent] {
+        self.fresh.as_deref().unwrap_or_default()
+    }
+
     /// Records that a commit since the last durable one wrote `extent`.
     pub fn note_written(&mut self, extent: Extent) {
         self.recent.push(extent);

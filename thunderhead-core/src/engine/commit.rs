@@ -13,27 +13,83 @@ use thunderhead_disk::{
     resolve,
 };
 
+use std::collections::HashSet;
+
+use super::catalog::{self, Catalog};
 use super::{Durability, Engine, Reusable};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::node::StoredRef;
 use crate::pager::Pager;
-use crate::tree::{Tree, commit_diff};
+use crate::tree::{Tree, Version, commit_diff, shared_diff};
 
 pub(super) fn commit<S: PageStore>(
     engine: &Engine<S>,
-    tree: &mut Tree<S>,
+    catalog: &mut Tree<S>,
+    trees: Vec<(Vec<u8>, Option<&mut Tree<S>>)>,
     base: &Meta,
     durability: Durability,
 ) -> Result<u64> {
-    if !tree.is_dirty() {
+    let pager = engine.shared.pager.clone();
+    let revision = base.revision + 1;
+    // Each touched tree's root before and after; the catalog learns the changed ones.
+    let mut old_roots = Vec::new();
+    let mut new_roots = Vec::new();
+    let mut entries: Vec<(Vec<u8>, Option<Version>)> = Vec::new();
+    let mut default = None;
+    for (name, tree) in trees {
+        let old = catalog.tree(&name)?;
+        let new = match tree {
+            Some(tree) => Some(tree.commit_as(revision)?),
+            None => None,
+        };
+        if name.is_empty() {
+            default = new;
+        }
+        if old == new {
+            continue;
+        }
+        old_roots.extend(old.map(|version| version.root_ref()));
+        new_roots.extend(new.map(|version| version.root_ref()));
+        entries.push((name, new));
+    }
+    let default = default.ok_or_else(|| Error::TreeNotFound { name: Vec::new() })?;
+    if entries.is_empty() {
+        // Nothing changed; whatever was allocated (nothing, usually) is returned.
+        let mut space = pager.space();
+        for extent in space.take_fresh() {
+            space.free(extent);
+        }
+        drop(space);
         if durability == Durability::Immediate {
             engine.sync_held()?;
         }
         return Ok(base.revision);
     }
-    let pager = engine.shared.pager.clone();
-    let revision = base.revision + 1;
-    let version = tree.commit_as(revision)?;
+    let fresh: HashSet<u64> = pager
+        .space()
+        .fresh()
+        .iter()
+        .map(|extent| extent.start.0)
+        .collect();
+    let shared = shared_diff(&pager, &old_roots, &new_roots, &fresh, |page| {
+        catalog.extra(page)
+    })?;
+    for (name, version) in entries {
+        let key = catalog::tree_key(&name);
+        match version {
+            Some(version) => catalog.put(&key, &catalog::encode_version(&version))?,
+            None => catalog.delete(&key)?,
+        }
+    }
+    for &(page, extra) in &shared.extra {
+        let key = catalog::shared_key(page);
+        if extra == 0 {
+            catalog.delete(&key)?;
+        } else {
+            catalog.put(&key, &extra.to_le_bytes())?;
+        }
+    }
+    let version = catalog.commit_as(revision)?;
     let new_root = StoredRef {
         page: version.root,
         checksum: version.root_checksum,
@@ -49,13 +105,14 @@ pub(super) fn commit<S: PageStore>(
     let mut space = pager.space();
     let mut next = space.clone();
     for extent in next.take_fresh() {
-        if diff.referenced.contains(&extent.start.0) {
+        let start = extent.start.0;
+        if diff.referenced.contains(&start) || shared.referenced.contains(&start) {
             next.note_written(extent);
         } else {
             next.free(extent);
         }
     }
-    for extent in diff.freed {
+    for extent in diff.freed.into_iter().chain(shared.freed) {
         next.defer(revision, extent);
     }
     let meta = publish(
@@ -77,6 +134,7 @@ pub(super) fn commit<S: PageStore>(
     drop(space);
     let mut state = engine.lock_state();
     state.meta = meta;
+    state.default = default;
     if durability == Durability::Immediate {
         state.durable = revision;
         state.durable_slot = slot;

@@ -6,6 +6,7 @@
 //! new pages verify, else the other, which is durable and untouched. See DESIGN.md §3
 //! for the argument.
 
+mod catalog;
 mod commit;
 mod open;
 mod verify;
@@ -15,10 +16,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use thunderhead_disk::{Meta, PageStore, TreeRoot};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pager::Pager;
 use crate::tree::{Snapshot, Tree, Version};
 
+use catalog::Catalog;
+pub use catalog::TREE_NAME_BYTES_MAX;
 pub use verify::EngineReport;
 
 /// When a commit is durable.
@@ -74,6 +77,8 @@ struct Shared<S: PageStore> {
 struct State {
     /// The latest commit.
     meta: Meta,
+    /// Its default tree (the catalog's entry for the empty name).
+    default: Version,
     /// The latest commit known to be on disk; recovery never falls back past it, so its
     /// pages are never overwritten.
     durable: u64,
@@ -167,8 +172,10 @@ impl<S: PageStore> Engine<S> {
         let mut state = self.lock_state();
         let revision = state.meta.revision;
         *state.readers.entry(revision).or_default() += 1;
+        let pager = &self.shared.pager;
         Reader {
-            snapshot: Snapshot::new(self.shared.pager.clone(), version_of(&state.meta)),
+            catalog: Snapshot::new(pager.clone(), version_of(&state.meta)),
+            snapshot: Snapshot::new(pager.clone(), state.default),
             revision,
             engine: self.clone(),
         }
@@ -177,9 +184,9 @@ impl<S: PageStore> Engine<S> {
     /// The writer, once the previous one is done: it continues from the latest commit.
     pub fn begin_write(&self) -> Result<Writer<'_, S>> {
         let guard = self.lock_writer();
-        let (base, reusable) = {
+        let (base, default, reusable) = {
             let state = self.lock_state();
-            (state.meta, state.reusable())
+            (state.meta, state.default, state.reusable())
         };
         {
             let mut space = self.shared.pager.space();
@@ -187,8 +194,11 @@ impl<S: PageStore> Engine<S> {
             // Whatever an earlier writer left allocated was settled by its commit or abort.
             debug_assert!(space.take_fresh().is_empty());
         }
+        let pager = &self.shared.pager;
         Ok(Writer {
-            tree: Tree::open(self.shared.pager.clone(), version_of(&base)),
+            catalog: Tree::open(pager.clone(), version_of(&base)),
+            default: Tree::open(pager.clone(), default),
+            trees: BTreeMap::new(),
             engine: self,
             base,
             _guard: guard,
@@ -232,8 +242,10 @@ fn version_of(meta: &Meta) -> Version {
     }
 }
 
-/// A reader of one commit; the commit's pages are not reused while it lives.
+/// A reader of one commit; the commit's pages are not reused while it lives. It reads
+/// the default tree directly (through `Deref`) and any named tree with [`Reader::tree`].
 pub struct Reader<S: PageStore> {
+    catalog: Snapshot<S>,
     snapshot: Snapshot<S>,
     revision: u64,
     engine: Engine<S>,
@@ -243,6 +255,27 @@ impl<S: PageStore> Reader<S> {
     /// The revision read.
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// The named tree as of this commit, if it exists. The snapshot reads pages this
+    /// reader keeps alive: use it while the reader lives.
+    pub fn tree(&self, name: &[u8]) -> Result<Option<Snapshot<S>>> {
+        catalog::check_name(name)?;
+        Ok(self
+            .catalog
+            .tree(name)?
+            .map(|version| Snapshot::new(self.engine.shared.pager.clone(), version)))
+    }
+
+    /// The names of every tree of this commit, in byte order (the default tree is the
+    /// empty name).
+    pub fn tree_names(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .catalog
+            .trees()?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
     }
 }
 
@@ -265,10 +298,16 @@ impl<S: PageStore> Drop for Reader<S> {
     }
 }
 
-/// The one writer: a [`Tree`] continuing from the latest commit. Dropping it without
-/// committing aborts: what it allocated is free again and nothing shared changed.
+/// The one writer. It changes the default tree directly (through `Deref`) and named
+/// trees through [`Writer::tree_mut`]; trees can be created, deleted, renamed and forked.
+/// Dropping it without committing aborts: what it allocated is free again and nothing
+/// shared changed.
 pub struct Writer<'e, S: PageStore> {
-    tree: Tree<S>,
+    /// The catalog as committed; written at commit only.
+    catalog: Tree<S>,
+    default: Tree<S>,
+    /// Named trees this writer touched: `None` where it deleted one (or renamed it away).
+    trees: BTreeMap<Vec<u8>, Option<Tree<S>>>,
     engine: &'e Engine<S>,
     base: Meta,
     _guard: MutexGuard<'e, ()>,
@@ -276,12 +315,138 @@ pub struct Writer<'e, S: PageStore> {
 }
 
 impl<S: PageStore> Writer<'_, S> {
+    /// The revision this writer's commit will have.
+    pub fn revision(&self) -> u64 {
+        self.base.revision + 1
+    }
+
+    /// The named tree, with this writer's changes, if it exists. The empty name is the
+    /// default tree.
+    pub fn tree(&mut self, name: &[u8]) -> Result<Option<&mut Tree<S>>> {
+        catalog::check_name(name)?;
+        if name.is_empty() {
+            return Ok(Some(&mut self.default));
+        }
+        if !self.trees.contains_key(name) {
+            let Some(version) = self.catalog.tree(name)? else {
+                return Ok(None);
+            };
+            let tree = Tree::open(self.engine.shared.pager.clone(), version);
+            self.trees.insert(name.to_vec(), Some(tree));
+        }
+        Ok(self.trees.get_mut(name).and_then(Option::as_mut))
+    }
+
+    /// The named tree, created empty if it does not exist.
+    pub fn tree_mut(&mut self, name: &[u8]) -> Result<&mut Tree<S>> {
+        if self.tree(name)?.is_none() {
+            let tree = Tree::new(self.engine.shared.pager.clone());
+            self.trees.insert(name.to_vec(), Some(tree));
+        }
+        self.tree(name)?.ok_or_else(|| Error::TreeNotFound {
+            name: name.to_vec(),
+        })
+    }
+
+    /// Whether the named tree exists (with this writer's changes).
+    pub fn contains_tree(&mut self, name: &[u8]) -> Result<bool> {
+        Ok(self.tree(name)?.is_some())
+    }
+
+    /// The names of every tree, with this writer's changes, in byte order.
+    pub fn tree_names(&self) -> Result<Vec<Vec<u8>>> {
+        let mut names: BTreeMap<Vec<u8>, bool> = self
+            .catalog
+            .trees()?
+            .into_iter()
+            .map(|(name, _)| (name, true))
+            .collect();
+        for (name, tree) in &self.trees {
+            names.insert(name.clone(), tree.is_some());
+        }
+        Ok(names
+            .into_iter()
+            .filter_map(|(name, exists)| exists.then_some(name))
+            .collect())
+    }
+
+    /// Deletes the named tree; whether it existed. Its pages are freed by the commit
+    /// (those it shares with forks stay with them).
+    pub fn delete_tree(&mut self, name: &[u8]) -> Result<bool> {
+        reserved(name)?;
+        if self.tree(name)?.is_none() {
+            return Ok(false);
+        }
+        self.trees.insert(name.to_vec(), None);
+        Ok(true)
+    }
+
+    /// Renames a tree; the target name must be free.
+    pub fn rename_tree(&mut self, from: &[u8], to: &[u8]) -> Result<()> {
+        reserved(from)?;
+        reserved(to)?;
+        if from == to {
+            return match self.tree(from)? {
+                Some(_) => Ok(()),
+                None => Err(Error::TreeNotFound {
+                    name: from.to_vec(),
+                }),
+            };
+        }
+        if self.tree(to)?.is_some() {
+            return Err(Error::TreeExists { name: to.to_vec() });
+        }
+        if self.tree(from)?.is_none() {
+            return Err(Error::TreeNotFound {
+                name: from.to_vec(),
+            });
+        }
+        let tree = self.trees.insert(from.to_vec(), None).flatten();
+        self.trees.insert(to.to_vec(), tree);
+        Ok(())
+    }
+
+    /// Makes `target` a copy of `source` as this writer sees it, in constant time: the
+    /// two share every page until either changes. Uncommitted changes of `source` are
+    /// written first (as part of this commit), so both start from the same stored root.
+    pub fn fork_tree(&mut self, source: &[u8], target: &[u8]) -> Result<()> {
+        reserved(target)?;
+        if self.tree(target)?.is_some() {
+            return Err(Error::TreeExists {
+                name: target.to_vec(),
+            });
+        }
+        let revision = self.revision();
+        let Some(tree) = self.tree(source)? else {
+            return Err(Error::TreeNotFound {
+                name: source.to_vec(),
+            });
+        };
+        let version = tree.commit_as(revision)?;
+        let fork = Tree::open(self.engine.shared.pager.clone(), version);
+        self.trees.insert(target.to_vec(), Some(fork));
+        Ok(())
+    }
+
     /// Commits the changes as the next revision and returns it (the current one when
     /// there is nothing to commit). On error nothing is committed and the writer's
     /// allocations are returned.
     pub fn commit(mut self, durability: Durability) -> Result<u64> {
         self.done = true;
-        let result = commit::commit(self.engine, &mut self.tree, &self.base, durability);
+        let mut trees: Vec<(Vec<u8>, Option<&mut Tree<S>>)> =
+            vec![(Vec::new(), Some(&mut self.default))];
+        trees.extend(
+            self.trees
+                .iter_mut()
+                .map(|(name, tree)| (name.clone(), tree.as_mut())),
+        );
+        let result = commit::commit(
+            self.engine,
+            &mut self.catalog,
+            trees,
+            &self.base,
+            durability,
+        );
         if result.is_err() {
             self.abort_allocations();
         }
@@ -303,16 +468,27 @@ impl<S: PageStore> Writer<'_, S> {
     }
 }
 
+/// The default tree cannot be deleted, renamed or replaced.
+fn reserved(name: &[u8]) -> Result<()> {
+    catalog::check_name(name)?;
+    if name.is_empty() {
+        return Err(Error::InvalidTreeName {
+            reason: "the empty name is the default tree, which always exists".into(),
+        });
+    }
+    Ok(())
+}
+
 impl<S: PageStore> std::ops::Deref for Writer<'_, S> {
     type Target = Tree<S>;
     fn deref(&self) -> &Tree<S> {
-        &self.tree
+        &self.default
     }
 }
 
 impl<S: PageStore> std::ops::DerefMut for Writer<'_, S> {
     fn deref_mut(&mut self) -> &mut Tree<S> {
-        &mut self.tree
+        &mut self.default
     }
 }
 

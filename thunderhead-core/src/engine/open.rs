@@ -16,12 +16,13 @@ use thunderhead_disk::{
     Meta, PageBytes, PageStore, resolve,
 };
 
+use super::catalog::{self, Catalog};
 use super::commit::{Published, publish};
 use super::{Durability, Engine, Reusable, Shared, State};
 use crate::config::TreeConfig;
 use crate::error::{Error, Result};
 use crate::pager::Pager;
-use crate::tree::{Tree, verify_recent};
+use crate::tree::{Snapshot, Tree, Version, verify_recent};
 
 impl Engine<FileStore> {
     /// Creates a store in a new file at `path` with pages of `page_size` bytes.
@@ -55,7 +56,10 @@ impl<S: PageStore> Engine<S> {
         let mut space = FreeSpace::new(FIRST_DATA_PAGE);
         space.track_fresh();
         let pager = Arc::new(Pager::with_space(store, config, space)?);
-        let version = Tree::new(pager.clone()).commit_as(0)?;
+        let default = Tree::new(pager.clone()).commit_as(0)?;
+        let mut catalog = Tree::new(pager.clone());
+        catalog.put(&catalog::tree_key(b""), &catalog::encode_version(&default))?;
+        let version = catalog.commit_as(0)?;
         let mut next = pager.space().clone();
         next.take_fresh();
         let published = Published {
@@ -73,7 +77,7 @@ impl<S: PageStore> Engine<S> {
         // by a later durable commit.
         next.clear_recent();
         *pager.space() = next;
-        Ok(Self::assemble(pager, meta, 0, Vec::new()))
+        Ok(Self::assemble(pager, meta, default, 0, Vec::new()))
     }
 
     /// Opens a store, recovering the last committed version a crash left whole.
@@ -112,6 +116,7 @@ impl<S: PageStore> Engine<S> {
             FreeSpace::new(FIRST_DATA_PAGE),
         )?);
         let (slot, meta, space, rejected) = choose(&pager, &slots)?;
+        let default = default_tree(&pager, &meta)?;
         let other = 1 - slot;
         let stale = slots[other].meta.as_ref().ok();
         if stale.is_some_and(|stale| stale.revision > meta.revision)
@@ -126,16 +131,23 @@ impl<S: PageStore> Engine<S> {
         space.clear_recent();
         space.track_fresh();
         *pager.space() = space;
-        Ok(Self::assemble(pager, meta, slot, rejected))
+        Ok(Self::assemble(pager, meta, default, slot, rejected))
     }
 
-    fn assemble(pager: Arc<Pager<S>>, meta: Meta, slot: usize, rejected: Vec<String>) -> Self {
+    fn assemble(
+        pager: Arc<Pager<S>>,
+        meta: Meta,
+        default: Version,
+        slot: usize,
+        rejected: Vec<String>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 pager,
                 rejected,
                 state: Mutex::new(State {
                     meta,
+                    default,
                     durable: meta.revision,
                     durable_slot: slot,
                     readers: Default::default(),
@@ -165,7 +177,7 @@ struct Slot {
 /// the in-flight commit a crash cut short, and the other slot, durable before it was
 /// written, is next.
 fn choose<S: PageStore>(
-    pager: &Pager<S>,
+    pager: &Arc<Pager<S>>,
     slots: &[Slot; 2],
 ) -> Result<(usize, Meta, FreeSpace, Vec<String>)> {
     let mut valid: Vec<(usize, Meta, &PageBytes)> = slots
@@ -238,7 +250,7 @@ pub(super) fn load_free_space<S: PageStore>(
 /// Loads a version's free space and verifies every extent written since the last
 /// durable commit before it; returns the free space.
 fn load_verified<S: PageStore>(
-    pager: &Pager<S>,
+    pager: &Arc<Pager<S>>,
     meta: &Meta,
     meta_page: &[u8],
 ) -> Result<FreeSpace> {
@@ -260,5 +272,22 @@ fn load_verified<S: PageStore>(
     pager.load_node(root)?;
     let recent: HashSet<u64> = space.recent().iter().map(|extent| extent.start.0).collect();
     verify_recent(pager, root, &recent)?;
+    // The catalog's recent pages are whole, so its entries can be read; each tree's
+    // recent pages are verified in turn (a tree not written since is durable whole).
+    let catalog = Snapshot::new(pager.clone(), super::version_of(meta));
+    for (_, version) in catalog.trees()? {
+        let root = version.root_ref();
+        pager.load_node(root)?;
+        verify_recent(pager, root, &recent)?;
+    }
+    catalog.shared()?;
     Ok(space)
+}
+
+/// The default tree of the version `meta` describes; every store has one.
+fn default_tree<S: PageStore>(pager: &Arc<Pager<S>>, meta: &Meta) -> Result<Version> {
+    let catalog = Snapshot::new(pager.clone(), super::version_of(meta));
+    catalog
+        .tree(b"")?
+        .ok_or_else(|| Error::corrupted(meta.tree.page, "the catalog has no default tree"))
 }

@@ -8,14 +8,19 @@ use thunderhead_disk::{
 };
 
 use super::Engine;
+use super::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::tree::{CheckReport, Snapshot};
+use crate::tree::{CheckReport, Snapshot, reference_counts};
 
 /// What [`Engine::check`] counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineReport {
-    /// The latest version's tree.
+    /// The latest version's default tree.
     pub tree: CheckReport,
+    /// Every tree of the latest version by name (the default tree is the empty name).
+    pub trees: Vec<(Vec<u8>, CheckReport)>,
+    /// Pages referred to by more than one parent (trees forked from one another).
+    pub shared_pages: u64,
     /// The revision checked.
     pub revision: u64,
     /// Pages the store uses (its end).
@@ -39,7 +44,48 @@ impl<S: PageStore> Engine<S> {
             (state.meta, state.latest_slot())
         };
         let pager = &self.shared.pager;
-        let tree = Snapshot::new(pager.clone(), super::version_of(&meta)).check()?;
+        let catalog = Snapshot::new(pager.clone(), super::version_of(&meta));
+        let catalog_report = catalog.check()?;
+        let mut trees = Vec::new();
+        for (name, version) in catalog.trees()? {
+            let report = Snapshot::new(pager.clone(), version).check()?;
+            trees.push((name, report, version));
+        }
+        let tree = match trees.first() {
+            Some((name, report, _)) if name.is_empty() => report.clone(),
+            _ => {
+                return Err(Error::Invariant {
+                    location: "catalog".into(),
+                    reason: "no default tree".into(),
+                });
+            }
+        };
+        let roots: Vec<_> = trees
+            .iter()
+            .map(|(_, _, version)| version.root_ref())
+            .collect();
+        let (counts, tree_extents) = reference_counts(pager, &roots)?;
+        let stored_extra: std::collections::HashMap<u64, u64> =
+            catalog.shared()?.into_iter().collect();
+        for (&page, &count) in &counts {
+            let expected = count - 1;
+            let stored = stored_extra.get(&page).copied().unwrap_or(0);
+            if stored != expected {
+                return Err(Error::Invariant {
+                    location: PageId(page).to_string(),
+                    reason: format!(
+                        "{count} parents refer to it but the catalog counts {} references",
+                        stored + 1
+                    ),
+                });
+            }
+        }
+        if let Some(page) = stored_extra.keys().find(|page| !counts.contains_key(page)) {
+            return Err(Error::Invariant {
+                location: PageId(*page).to_string(),
+                reason: "the catalog counts references to a page nothing refers to".into(),
+            });
+        }
         let meta_page = resolve(pager.store().read(META_PAGES[slot], 1))?;
         let stored = super::open::load_free_space(pager, &meta, &meta_page)?;
         if thunderhead_disk::Meta::decode(META_PAGES[slot], &meta_page)? != meta {
@@ -49,11 +95,12 @@ impl<S: PageStore> Engine<S> {
             });
         }
         let current = pager.space().clone();
-        let mut live: Vec<Extent> = tree
+        let mut live: Vec<Extent> = catalog_report
             .extents
             .iter()
             .map(|&(start, page_count)| Extent::new(start, page_count))
             .collect();
+        live.extend(tree_extents);
         live.extend(meta.free_space_extent());
         tiles(&live, &stored, "the stored free space")?;
         tiles(&live, &current, "the free space in memory")?;
@@ -64,6 +111,11 @@ impl<S: PageStore> Engine<S> {
             free_pages: current.free_page_count(),
             pending_pages: current.pending_extents().map(|(_, e)| e.page_count).sum(),
             tree,
+            shared_pages: stored_extra.len() as u64,
+            trees: trees
+                .into_iter()
+                .map(|(name, report, _)| (name, report))
+                .collect(),
         })
     }
 }

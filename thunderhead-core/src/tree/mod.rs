@@ -20,7 +20,7 @@ use thunderhead_disk::{PageId, PageSlice, PageStore};
 
 pub use check::CheckReport;
 pub use iter::Range;
-pub(crate) use reach::{commit_diff, verify_recent};
+pub(crate) use reach::{commit_diff, reference_counts, shared_diff, verify_recent};
 
 use crate::config::VALUE_BYTES_MAX;
 use crate::error::{Error, Result};

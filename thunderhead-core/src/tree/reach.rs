@@ -211,3 +211,251 @@ pub(crate) fn verify_recent<S: PageStore>(
     }
     Ok(verified)
 }
+
+/// Something a stored node (or a tree's catalog entry) refers to.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// A node one level below the referrer (any level for a root).
+    Node(StoredRef),
+    /// A journal segment or an overflow extent: it refers to nothing.
+    Extent(Extent),
+}
+
+impl Target {
+    fn start(&self) -> u64 {
+        match self {
+            Target::Node(node) => node.page.0,
+            Target::Extent(extent) => extent.start.0,
+        }
+    }
+
+    fn extent(&self) -> Extent {
+        match self {
+            Target::Node(node) => Extent::new(node.page, 1),
+            Target::Extent(extent) => *extent,
+        }
+    }
+}
+
+/// Everything `parts` refers to, each once per reference.
+fn targets(parts: &Parts, page_size: usize) -> Vec<Target> {
+    let mut targets: Vec<Target> = parts
+        .segments
+        .iter()
+        .map(|slot| Target::Extent(segment_extent(slot)))
+        .collect();
+    targets.extend(
+        parts
+            .overflows
+            .iter()
+            .map(|reference| Target::Extent(overflow_extent(reference, page_size))),
+    );
+    targets.extend(parts.children.iter().map(|(child, _)| Target::Node(*child)));
+    targets
+}
+
+/// The pages a commit changed when trees may share pages (forks): what the new version
+/// uses of what this writer wrote, what nothing uses any more, and the new counts of
+/// extra references for pages referred to more than once.
+pub(crate) struct SharedDiff {
+    /// First pages of the fresh extents the new version uses.
+    pub referenced: HashSet<u64>,
+    /// Extents of the old version nothing refers to any more.
+    pub freed: Vec<Extent>,
+    /// `(first page, extra references)`: the new count for every page whose count
+    /// changed (zero: referred to once, the entry goes).
+    pub extra: Vec<(u64, u64)>,
+}
+
+/// Reference counting over the changed part of a set of trees that may share subtrees
+/// (a fork shares its source's root; copy-on-write of a shared node then shares its
+/// children). A page's count is the number of distinct parents referring to it: stored
+/// nodes, and catalog entries for roots. Only counts above one are stored
+/// (`extra_of` returns the stored extra, zero when absent); a fresh page starts at zero.
+///
+/// `old_roots` lose a reference and `new_roots` gain one; every fresh node reachable
+/// from a new root through fresh nodes adds one reference to each of its parts. Pages
+/// whose count falls to zero are freed and take one reference from each of their parts,
+/// processed top level first so a node's count is final when it is decided. A shared
+/// node that loses a reference but keeps others stops the walk: its other owners still
+/// hold its subtree. The cost follows the nodes this commit wrote and the nodes it
+/// stopped using, as with [`commit_diff`].
+pub(crate) fn shared_diff<S: PageStore>(
+    pager: &Pager<S>,
+    old_roots: &[StoredRef],
+    new_roots: &[StoredRef],
+    fresh: &HashSet<u64>,
+    mut extra_of: impl FnMut(u64) -> Result<u64>,
+) -> Result<SharedDiff> {
+    use std::collections::{BinaryHeap, HashMap};
+
+    let page_size = pager.limits().page_size_bytes;
+    let mut delta: HashMap<u64, i64> = HashMap::new();
+    let mut what: HashMap<u64, Target> = HashMap::new();
+    for root in new_roots {
+        *delta.entry(root.page.0).or_default() += 1;
+        what.insert(root.page.0, Target::Node(*root));
+    }
+    for root in old_roots {
+        *delta.entry(root.page.0).or_default() -= 1;
+        what.insert(root.page.0, Target::Node(*root));
+    }
+    // What this writer wrote and the new version reaches.
+    let mut visited = HashSet::new();
+    let mut stack: Vec<(StoredRef, Option<u8>)> = new_roots
+        .iter()
+        .filter(|root| fresh.contains(&root.page.0))
+        .map(|root| (*root, None))
+        .collect();
+    while let Some((node, level)) = stack.pop() {
+        if !visited.insert(node.page.0) {
+            continue;
+        }
+        let parts = parts(pager, node, &Fences::default())?;
+        check_level(node, parts.level, level)?;
+        let child_level = child_level(node, &parts)?;
+        for target in targets(&parts, page_size) {
+            *delta.entry(target.start()).or_default() += 1;
+            what.insert(target.start(), target);
+            if let Target::Node(child) = target
+                && fresh.contains(&child.page.0)
+            {
+                stack.push((child, child_level));
+            }
+        }
+    }
+    // Pages that lost references, highest level first; extents (no level) last.
+    let mut queue: BinaryHeap<(i32, u64)> = BinaryHeap::new();
+    let mut levels: HashMap<u64, Option<u8>> = HashMap::new();
+    for root in old_roots {
+        if delta.get(&root.page.0).copied().unwrap_or(0) < 0 {
+            let parts = parts(pager, *root, &Fences::default())?;
+            check_level(*root, parts.level, None)?;
+            levels.insert(root.page.0, None);
+            queue.push((i32::from(parts.level), root.page.0));
+        }
+    }
+    // (references before, references after) of every page decided.
+    let mut decided: HashMap<u64, (u64, u64)> = HashMap::new();
+    let mut freed = Vec::new();
+    let count_of = |page: u64, delta: i64, extra_of: &mut dyn FnMut(u64) -> Result<u64>| {
+        let before = if fresh.contains(&page) {
+            0
+        } else {
+            1 + i64::try_from(extra_of(page)?).unwrap_or(i64::MAX - 1)
+        };
+        let after = before + delta;
+        if after < 0 {
+            return Err(Error::Invariant {
+                location: PageId(page).to_string(),
+                reason: format!("reference count {before} would fall by {}", -delta),
+            });
+        }
+        Ok((before as u64, after as u64))
+    };
+    while let Some((_, page)) = queue.pop() {
+        if decided.contains_key(&page) {
+            continue;
+        }
+        let change = delta.get(&page).copied().unwrap_or(0);
+        let (before, after) = count_of(page, change, &mut extra_of)?;
+        decided.insert(page, (before, after));
+        if after > 0 {
+            continue;
+        }
+        let target = what[&page];
+        if !fresh.contains(&page) {
+            freed.push(target.extent());
+        }
+        let Target::Node(node) = target else {
+            continue;
+        };
+        let parts = parts(pager, node, &Fences::default())?;
+        check_level(node, parts.level, levels.get(&page).copied().flatten())?;
+        let child_level = child_level(node, &parts)?;
+        for target in targets(&parts, page_size) {
+            let start = target.start();
+            *delta.entry(start).or_default() -= 1;
+            what.entry(start).or_insert(target);
+            let rank = match target {
+                Target::Node(_) => {
+                    levels.insert(start, child_level);
+                    child_level.map_or(-1, i32::from)
+                }
+                Target::Extent(_) => -1,
+            };
+            queue.push((rank, start));
+        }
+    }
+    // Every other page whose count changed gained references only.
+    let mut referenced = HashSet::new();
+    let mut extra = Vec::new();
+    for (&page, &change) in &delta {
+        let (before, after) = match decided.get(&page) {
+            Some(&counts) => counts,
+            None => count_of(page, change, &mut extra_of)?,
+        };
+        if fresh.contains(&page) && after > 0 {
+            referenced.insert(page);
+        }
+        // A freed page's stored count goes too; one referred to once has none.
+        if before.saturating_sub(1) != after.saturating_sub(1) {
+            extra.push((page, after.saturating_sub(1)));
+        }
+    }
+    freed.sort();
+    extra.sort();
+    if let Some(pair) = freed
+        .windows(2)
+        .find(|pair| pair[0].end() > pair[1].start.0)
+    {
+        return Err(Error::Invariant {
+            location: pair[1].start.to_string(),
+            reason: format!("freed extents {:?} and {:?} overlap", pair[0], pair[1]),
+        });
+    }
+    Ok(SharedDiff {
+        referenced,
+        freed,
+        extra,
+    })
+}
+
+/// Every distinct extent reachable from `roots` (each root once per entry in the
+/// list), with the number of distinct parents referring to each: what the stored extra
+/// counts must say. Walks every node once, however many trees share it.
+pub(crate) fn reference_counts<S: PageStore>(
+    pager: &Pager<S>,
+    roots: &[StoredRef],
+) -> Result<(std::collections::HashMap<u64, u64>, Vec<Extent>)> {
+    let page_size = pager.limits().page_size_bytes;
+    let mut counts: std::collections::HashMap<u64, u64> = Default::default();
+    let mut extents = Vec::new();
+    let mut stack = Vec::new();
+    for root in roots {
+        let count = counts.entry(root.page.0).or_default();
+        if *count == 0 {
+            stack.push((*root, None));
+        }
+        *count += 1;
+    }
+    while let Some((node, level)) = stack.pop() {
+        let parts = parts(pager, node, &Fences::default())?;
+        check_level(node, parts.level, level)?;
+        extents.push(Extent::new(node.page, 1));
+        let child_level = child_level(node, &parts)?;
+        for target in targets(&parts, page_size) {
+            let count = counts.entry(target.start()).or_default();
+            *count += 1;
+            if *count > 1 {
+                continue;
+            }
+            match target {
+                Target::Node(child) => stack.push((child, child_level)),
+                Target::Extent(extent) => extents.push(extent),
+            }
+        }
+    }
+    extents.sort();
+    Ok((counts, extents))
+}
