@@ -3,9 +3,10 @@
 //! parent recorded), validates structure, caches the validated views, and writes new
 //! extents. It is also the tree's value store for off-tree values.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use thunderhead_disk::{FreeSpace, PageBytes, PageId, PageSlice, PageStore, resolve};
+use thunderhead_disk::{Extent, FreeSpace, PageBytes, PageId, PageSlice, PageStore, resolve};
 
 use crate::cache::{CacheStats, CachedPage, PageCache};
 use crate::config::{Limits, TreeConfig};
@@ -34,6 +35,11 @@ pub struct Pager<S> {
     space: Mutex<FreeSpace>,
     /// See [`TreeConfig::free_space_inline`].
     free_space_inline: bool,
+    /// The revision of the open writer whose own pages are freed as soon as it stops
+    /// using them (0: none). Such a page was free in every committed version and no one
+    /// else can have seen it, so a huge commit that writes its nodes out as it goes
+    /// (to bound memory) reuses its superseded pages instead of growing the store.
+    reclaim: AtomicU64,
 }
 
 impl<S: PageStore> Pager<S> {
@@ -52,6 +58,7 @@ impl<S: PageStore> Pager<S> {
             limits,
             space: Mutex::new(space),
             free_space_inline: config.free_space_inline,
+            reclaim: AtomicU64::new(0),
         })
     }
 
@@ -66,6 +73,25 @@ impl<S: PageStore> Pager<S> {
     /// Whether a commit may keep its free space in the meta slot.
     pub(crate) fn free_space_inline(&self) -> bool {
         self.free_space_inline
+    }
+
+    /// Lets the writer of `revision` free its own pages once it stops using them
+    /// (`None`: stop, e.g. once two trees share such pages).
+    pub(crate) fn set_reclaim(&self, revision: Option<u64>) {
+        self.reclaim
+            .store(revision.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `extent`, written by the open writer at `birth` (when known), is no longer used
+    /// by it: if no one else can have seen it, it is free at once.
+    pub(crate) fn discard(&self, extent: Extent, birth: Option<u64>) {
+        let reclaim = self.reclaim.load(std::sync::atomic::Ordering::Relaxed);
+        if reclaim == 0 || birth.is_some_and(|birth| birth != reclaim) {
+            return;
+        }
+        if self.space().discard_fresh(extent) {
+            self.cache.remove(extent.start);
+        }
     }
 
     /// Forgets any cached view of the pages at `start`: they are about to be rewritten.

@@ -52,6 +52,11 @@ enum Step {
         from: usize,
         to: usize,
     },
+    ForkCommitted {
+        from: usize,
+        to: usize,
+    },
+    WriteOut,
 }
 
 #[derive(Clone, Debug)]
@@ -89,7 +94,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => named.clone().prop_map(|tree| Step::Create { tree }),
         1 => named.clone().prop_map(|tree| Step::DeleteTree { tree }),
         1 => (named.clone(), named.clone()).prop_map(|(from, to)| Step::Rename { from, to }),
-        2 => (tree, named).prop_map(|(from, to)| Step::Fork { from, to }),
+        2 => (tree.clone(), named.clone()).prop_map(|(from, to)| Step::Fork { from, to }),
+        1 => (tree, named).prop_map(|(from, to)| Step::ForkCommitted { from, to }),
+        1 => Just(Step::WriteOut),
     ]
 }
 
@@ -139,6 +146,7 @@ fn config(free_space_inline: bool) -> TreeConfig {
 /// Applies one step to the writer and the model, which must agree on what is refused.
 fn apply(
     writer: &mut thunderhead_core::Writer<'_, Store>,
+    base: &Model,
     model: &mut Model,
     step: &Step,
 ) -> Result<(), TestCaseError> {
@@ -217,6 +225,15 @@ fn apply(
                 model.insert(to.to_vec(), tree);
             }
         }
+        Step::ForkCommitted { from, to } => {
+            let (from, to) = (NAMES[from], NAMES[to]);
+            let ok = base.contains_key(from);
+            expect(ok, writer.fork_committed(from, to), "fork committed")?;
+            if ok {
+                model.insert(to.to_vec(), base[from].clone());
+            }
+        }
+        Step::WriteOut => writer.write_out().map_err(|e| fail("write out", e))?,
     }
     Ok(())
 }
@@ -232,7 +249,7 @@ fn run(ops: &[Op], inline: bool) -> Result<(), TestCaseError> {
                 let mut writer = engine.begin_write().map_err(|e| fail("begin", e))?;
                 let mut next = model.clone();
                 for step in steps {
-                    apply(&mut writer, &mut next, step)?;
+                    apply(&mut writer, &model, &mut next, step)?;
                 }
                 let names = writer.tree_names().map_err(|e| fail("names", e))?;
                 prop_assert_eq!(names, next.keys().cloned().collect::<Vec<_>>());
@@ -353,4 +370,42 @@ fn fork_shares_pages_and_delete_frees_only_the_unshared() {
         Some(&[7u8; 40][..])
     );
     assert!(reader.tree(b"big").unwrap().is_none());
+}
+
+/// A commit far larger than memory should hold writes its nodes out as it goes; the
+/// nodes it supersedes are reused at once, so the store stays near the size of the data
+/// instead of growing with every write-out.
+#[test]
+fn writing_out_a_large_commit_reuses_superseded_pages() {
+    let store: Store = Arc::new(MemStore::new(4096).unwrap());
+    let engine = Engine::create(store.clone(), &config(true)).unwrap();
+    let mut writer = engine.begin_write().unwrap();
+    let mut model = Tree::new();
+    for round in 0..40u32 {
+        let tree = writer.tree_mut(b"big").unwrap();
+        for index in 0..2_000u32 {
+            let key = format!("{:08}", (index * 7919 + round) % 20_000).into_bytes();
+            let value = vec![round as u8; 60];
+            tree.put(&key, &value).unwrap();
+            model.insert(key, value);
+        }
+        writer.write_out().unwrap();
+    }
+    writer.commit(Durability::Immediate).unwrap();
+    let report = engine.check().unwrap();
+    let reader = engine.begin_read();
+    let tree = reader.tree(b"big").unwrap().unwrap();
+    let found: Tree = tree
+        .iter()
+        .map(|entry| entry.map(|(key, value)| (key, value.to_vec())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(found, model);
+    // Without reuse the store would hold every write-out's copy of the tree.
+    assert!(
+        report.used_pages < 3 * report.live_pages,
+        "{} pages used for {} live",
+        report.used_pages,
+        report.live_pages
+    );
 }

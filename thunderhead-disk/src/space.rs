@@ -55,7 +55,7 @@ pub struct FreeSpace {
     /// versions, reusable once nothing can read a revision before that one.
     pending: BTreeMap<u64, Vec<Extent>>,
     /// Runs allocated since tracking began (by a writer that has not committed yet).
-    fresh: Option<Vec<Extent>>,
+    fresh: Option<BTreeMap<u64, u64>>,
     /// Runs written by commits since the last durable one: all a crash can have lost or
     /// torn, so all recovery must verify before trusting the version.
     recent: Vec<Extent>,
@@ -96,7 +96,7 @@ impl FreeSpace {
             }
         };
         if let Some(fresh) = &mut self.fresh {
-            fresh.push(Extent::new(PageId(start), page_count));
+            fresh.insert(start, page_count);
         }
         PageId(start)
     }
@@ -170,17 +170,48 @@ impl FreeSpace {
 
     /// Starts recording allocations, for a writer that may abort.
     pub fn track_fresh(&mut self) {
-        self.fresh.get_or_insert_with(Vec::new);
+        self.fresh.get_or_insert_with(BTreeMap::new);
     }
 
     /// The runs allocated since tracking began; tracking goes on from empty.
     pub fn take_fresh(&mut self) -> Vec<Extent> {
-        self.fresh.as_mut().map(std::mem::take).unwrap_or_default()
+        self.fresh
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(start, page_count)| Extent::new(PageId(start), page_count))
+            .collect()
     }
 
     /// The runs allocated since tracking began, without ending the record.
-    pub fn fresh(&self) -> &[Extent] {
-        self.fresh.as_deref().unwrap_or_default()
+    pub fn fresh(&self) -> Vec<Extent> {
+        self.fresh
+            .iter()
+            .flatten()
+            .map(|(&start, &page_count)| Extent::new(PageId(start), page_count))
+            .collect()
+    }
+
+    /// Whether `start` begins a run allocated since tracking began.
+    pub fn is_fresh(&self, start: PageId) -> bool {
+        self.fresh
+            .as_ref()
+            .is_some_and(|fresh| fresh.contains_key(&start.0))
+    }
+
+    /// Frees `extent` at once if it is a run allocated since tracking began (a writer's
+    /// own page that it has stopped using before anyone could see it); whether it was.
+    pub fn discard_fresh(&mut self, extent: Extent) -> bool {
+        let Some(fresh) = &mut self.fresh else {
+            return false;
+        };
+        if fresh.get(&extent.start.0) != Some(&extent.page_count) {
+            return false;
+        }
+        fresh.remove(&extent.start.0);
+        self.free(extent);
+        true
     }
 
     /// Records that a commit since the last durable one wrote `extent`.

@@ -195,6 +195,7 @@ impl<S: PageStore> Engine<S> {
             debug_assert!(space.take_fresh().is_empty());
         }
         let pager = &self.shared.pager;
+        pager.set_reclaim(Some(base.revision + 1));
         Ok(Writer {
             catalog: Tree::open(pager.clone(), version_of(&base)),
             default: Tree::open(pager.clone(), default),
@@ -417,14 +418,45 @@ impl<S: PageStore> Writer<'_, S> {
             });
         }
         let revision = self.revision();
+        // From here on two trees share pages this writer wrote: none may be freed early.
+        let pager = self.engine.shared.pager.clone();
         let Some(tree) = self.tree(source)? else {
             return Err(Error::TreeNotFound {
                 name: source.to_vec(),
             });
         };
+        pager.set_reclaim(None);
         let version = tree.commit_as(revision)?;
         let fork = Tree::open(self.engine.shared.pager.clone(), version);
         self.trees.insert(target.to_vec(), Some(fork));
+        Ok(())
+    }
+
+    /// Makes `target` (replacing it if it exists) a copy of `source` as it was
+    /// committed when this writer began, ignoring this writer's changes to `source`:
+    /// constant time, sharing every page.
+    pub fn fork_committed(&mut self, source: &[u8], target: &[u8]) -> Result<()> {
+        reserved(target)?;
+        catalog::check_name(source)?;
+        let Some(version) = self.catalog.tree(source)? else {
+            return Err(Error::TreeNotFound {
+                name: source.to_vec(),
+            });
+        };
+        let fork = Tree::open(self.engine.shared.pager.clone(), version);
+        self.trees.insert(target.to_vec(), Some(fork));
+        Ok(())
+    }
+
+    /// Writes every changed node of every tree out now, as part of this commit, so a
+    /// large commit's memory stays bounded; the writer goes on. Nodes written and then
+    /// changed again before the commit are freed as they are superseded.
+    pub fn write_out(&mut self) -> Result<()> {
+        let revision = self.revision();
+        self.default.commit_as(revision)?;
+        for tree in self.trees.values_mut().flatten() {
+            tree.commit_as(revision)?;
+        }
         Ok(())
     }
 
@@ -457,6 +489,7 @@ impl<S: PageStore> Writer<'_, S> {
     pub fn abort(self) {}
 
     fn abort_allocations(&mut self) {
+        self.engine.shared.pager.set_reclaim(None);
         let mut space = self.engine.shared.pager.space();
         for extent in space.take_fresh() {
             space.free(extent);

@@ -1,7 +1,7 @@
 //! Copy-on-write: a stored node about to change is decoded into a transient one. Its
 //! children stay stored pointers, so only the path being written is copied.
 
-use thunderhead_disk::{PageId, PageStore};
+use thunderhead_disk::{Extent, PageId, PageStore};
 
 use crate::config::JOURNAL_SEGMENTS_MAX;
 use crate::error::{Error, Result};
@@ -28,6 +28,8 @@ pub(crate) fn make_transient<'n, S: PageStore>(
                 ),
             ));
         }
+        // The writer's own earlier copy of this node is superseded by the transient one.
+        pager.discard(Extent::new(stored.page, 1), Some(stored.birth));
         *node = NodeRef::Transient(Box::new(decoded));
     }
     match node {

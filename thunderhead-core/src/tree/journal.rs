@@ -78,6 +78,8 @@ pub(crate) fn materialize<S: PageStore>(
         .collect();
     for slot in &slots {
         let segment = pager.load_segment(slot)?;
+        // Its messages move to the buffer: a segment this writer wrote is garbage now.
+        pager.discard(segment_extent(slot), None);
         for index in 0..segment.point_count() {
             let key = segment.point_key(index);
             let child = branch.route(&key);
@@ -174,9 +176,13 @@ pub(crate) fn compact_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branc
         .map(|child| child.watermark)
         .min()
         .unwrap_or(0);
-    branch
-        .segments
-        .retain(|slot| slot.seq_max.get() > watermark_min);
+    branch.segments.retain(|slot| {
+        let live = slot.seq_max.get() > watermark_min;
+        if !live {
+            pager.discard(segment_extent(slot), None);
+        }
+        live
+    });
     let limits = pager.limits();
     let stored_bytes: usize = branch
         .segments
@@ -234,4 +240,11 @@ pub(crate) fn write_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branch)
         },
     );
     Ok(())
+}
+
+fn segment_extent(slot: &SegmentSlot) -> thunderhead_disk::Extent {
+    thunderhead_disk::Extent::new(
+        thunderhead_disk::PageId(slot.page.get()),
+        u64::from(slot.page_count.get()),
+    )
 }
