@@ -15,6 +15,7 @@ mod key;
 mod node;
 mod page;
 mod pager;
+mod sync;
 #[doc(hidden)]
 pub mod testing;
 mod tree;

@@ -8,6 +8,9 @@ use thunderhead_disk::{PageBytes, PageId};
 use crate::error::Result;
 use crate::page::{BranchPage, LeafPage, OverflowRef, SegmentPage, validate_overflow};
 
+/// Readers' pins, for the loom model of page reclamation (`tests/loom_pins.rs`).
+pub use crate::engine::pins::Pins;
+
 /// Decodes `bytes` as each page kind (without checking the checksum, so that structure
 /// validation is what gets exercised) and reads everything a valid view exposes. Returns
 /// how many kinds accepted the bytes.

@@ -74,6 +74,18 @@ impl PageSlice {
         Self::whole(PageBytes::copy_from_slice(bytes))
     }
 
+    /// The part of this slice from byte `start` on (an empty slice past the end).
+    pub fn skip(&self, start: usize) -> PageSlice {
+        let start = (self.start as usize)
+            .saturating_add(start)
+            .min(self.end as usize);
+        Self {
+            bytes: self.bytes.clone(),
+            start: start as u32,
+            end: self.end,
+        }
+    }
+
     /// A slice covering all of `bytes`.
     pub fn whole(bytes: PageBytes) -> Self {
         let end = bytes.len() as u32;

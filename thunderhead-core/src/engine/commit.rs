@@ -100,7 +100,7 @@ pub(super) fn commit<S: PageStore>(
     let root = super::root_of(&version);
     let (reusable, slot) = {
         let state = engine.lock_state();
-        (state.reusable(), 1 - state.durable_slot)
+        (engine.reusable(&state), 1 - state.durable_slot)
     };
     let mut space = pager.space();
     let mut next = space.clone();
@@ -135,6 +135,8 @@ pub(super) fn commit<S: PageStore>(
     let mut state = engine.lock_state();
     state.meta = meta;
     state.default = default;
+    // With `meta`, under the state lock: new readers pin the revision they read.
+    engine.shared.pins.publish(revision);
     if durability == Durability::Immediate {
         state.durable = revision;
         state.durable_slot = slot;
@@ -229,7 +231,7 @@ impl<S: PageStore> Engine<S> {
         let pager = self.shared.pager.clone();
         let (base, reusable, slot) = {
             let state = self.lock_state();
-            (state.meta, state.reusable(), 1 - state.durable_slot)
+            (state.meta, self.reusable(&state), 1 - state.durable_slot)
         };
         let mut space = pager.space();
         let mut next = space.clone();
@@ -249,6 +251,7 @@ impl<S: PageStore> Engine<S> {
         {
             let mut state = self.lock_state();
             state.meta = meta;
+            self.shared.pins.publish(meta.revision);
             state.durable = meta.revision;
             state.durable_slot = slot;
         }

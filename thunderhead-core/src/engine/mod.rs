@@ -9,6 +9,7 @@
 mod catalog;
 mod commit;
 mod open;
+pub(crate) mod pins;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::tree::{Snapshot, Tree, Version};
 
 use catalog::Catalog;
 pub use catalog::TREE_NAME_BYTES_MAX;
+use pins::Pins;
 pub use verify::EngineReport;
 
 /// When a commit is durable.
@@ -68,6 +70,10 @@ struct Shared<S: PageStore> {
     /// The newer versions recovery found but could not use, and why.
     rejected: Vec<String>,
     state: Mutex<State>,
+    /// The revisions readers read. Its lock is taken inside the state lock where both are
+    /// held: its latest revision is published with `State::meta`, so a reader pins
+    /// exactly the revision whose trees it reads. A reader ends without the state lock.
+    pins: Pins,
     /// Held by the one writer at a time.
     writer: Mutex<()>,
 }
@@ -84,8 +90,6 @@ struct State {
     durable: u64,
     /// Which meta slot holds the durable commit: commits write the other one.
     durable_slot: usize,
-    /// Revisions pinned by readers, with their counts.
-    readers: BTreeMap<u64, usize>,
 }
 
 impl State {
@@ -96,16 +100,6 @@ impl State {
             self.durable_slot
         } else {
             1 - self.durable_slot
-        }
-    }
-
-    /// What may be released now: (oldest revision a reader reads, last durable revision);
-    /// see `FreeSpace::release`.
-    fn reusable(&self) -> Reusable {
-        let oldest_reader = self.readers.keys().next().copied().unwrap_or(u64::MAX);
-        Reusable {
-            oldest_reader: oldest_reader.min(self.meta.revision),
-            durable: self.durable,
         }
     }
 }
@@ -124,6 +118,15 @@ impl<S: PageStore> Engine<S> {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What may be released now: (oldest revision a reader reads, last durable revision);
+    /// see `FreeSpace::release`.
+    fn reusable(&self, state: &State) -> Reusable {
+        Reusable {
+            oldest_reader: self.shared.pins.oldest_readable(),
+            durable: state.durable,
+        }
     }
 
     /// The writer lock: one writer, sync, check or compaction at a time. Its guard
@@ -169,9 +172,10 @@ impl<S: PageStore> Engine<S> {
 
     /// A reader of the latest commit. Its pages stay untouched while it lives.
     pub fn begin_read(&self) -> Reader<S> {
-        let mut state = self.lock_state();
-        let revision = state.meta.revision;
-        *state.readers.entry(revision).or_default() += 1;
+        let state = self.lock_state();
+        // The state lock keeps the latest revision from moving past the one read here.
+        let revision = self.shared.pins.pin_latest();
+        debug_assert_eq!(revision, state.meta.revision);
         let pager = &self.shared.pager;
         Reader {
             catalog: Snapshot::new(pager.clone(), version_of(&state.meta)),
@@ -186,7 +190,7 @@ impl<S: PageStore> Engine<S> {
         let guard = self.lock_writer();
         let (base, default, reusable) = {
             let state = self.lock_state();
-            (state.meta, state.default, state.reusable())
+            (state.meta, state.default, self.reusable(&state))
         };
         {
             let mut space = self.shared.pager.space();
@@ -198,7 +202,7 @@ impl<S: PageStore> Engine<S> {
         pager.set_reclaim(Some(base.revision + 1));
         Ok(Writer {
             catalog: Tree::open(pager.clone(), version_of(&base)),
-            default: Tree::open(pager.clone(), default),
+            default: Tree::open(pager.clone(), default).with_birth(base.revision + 1),
             trees: BTreeMap::new(),
             engine: self,
             base,
@@ -289,13 +293,7 @@ impl<S: PageStore> std::ops::Deref for Reader<S> {
 
 impl<S: PageStore> Drop for Reader<S> {
     fn drop(&mut self) {
-        let mut state = self.engine.lock_state();
-        if let Some(count) = state.readers.get_mut(&self.revision) {
-            *count -= 1;
-            if *count == 0 {
-                state.readers.remove(&self.revision);
-            }
-        }
+        self.engine.shared.pins.unpin(self.revision);
     }
 }
 
@@ -332,7 +330,8 @@ impl<S: PageStore> Writer<'_, S> {
             let Some(version) = self.catalog.tree(name)? else {
                 return Ok(None);
             };
-            let tree = Tree::open(self.engine.shared.pager.clone(), version);
+            let tree =
+                Tree::open(self.engine.shared.pager.clone(), version).with_birth(self.revision());
             self.trees.insert(name.to_vec(), Some(tree));
         }
         Ok(self.trees.get_mut(name).and_then(Option::as_mut))
@@ -341,7 +340,7 @@ impl<S: PageStore> Writer<'_, S> {
     /// The named tree, created empty if it does not exist.
     pub fn tree_mut(&mut self, name: &[u8]) -> Result<&mut Tree<S>> {
         if self.tree(name)?.is_none() {
-            let tree = Tree::new(self.engine.shared.pager.clone());
+            let tree = Tree::new(self.engine.shared.pager.clone()).with_birth(self.revision());
             self.trees.insert(name.to_vec(), Some(tree));
         }
         self.tree(name)?.ok_or_else(|| Error::TreeNotFound {
@@ -427,7 +426,7 @@ impl<S: PageStore> Writer<'_, S> {
         };
         pager.set_reclaim(None);
         let version = tree.commit_as(revision)?;
-        let fork = Tree::open(self.engine.shared.pager.clone(), version);
+        let fork = Tree::open(self.engine.shared.pager.clone(), version).with_birth(revision);
         self.trees.insert(target.to_vec(), Some(fork));
         Ok(())
     }
@@ -443,7 +442,8 @@ impl<S: PageStore> Writer<'_, S> {
                 name: source.to_vec(),
             });
         };
-        let fork = Tree::open(self.engine.shared.pager.clone(), version);
+        let fork =
+            Tree::open(self.engine.shared.pager.clone(), version).with_birth(self.revision());
         self.trees.insert(target.to_vec(), Some(fork));
         Ok(())
     }
@@ -452,10 +452,9 @@ impl<S: PageStore> Writer<'_, S> {
     /// large commit's memory stays bounded; the writer goes on. Nodes written and then
     /// changed again before the commit are freed as they are superseded.
     pub fn write_out(&mut self) -> Result<()> {
-        let revision = self.revision();
-        self.default.commit_as(revision)?;
+        self.default.write_out()?;
         for tree in self.trees.values_mut().flatten() {
-            tree.commit_as(revision)?;
+            tree.write_out()?;
         }
         Ok(())
     }

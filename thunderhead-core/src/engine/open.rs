@@ -18,6 +18,7 @@ use thunderhead_disk::{
 
 use super::catalog::{self, Catalog};
 use super::commit::{Published, publish};
+use super::pins::Pins;
 use super::{Durability, Engine, Reusable, Shared, State};
 use crate::config::TreeConfig;
 use crate::error::{Error, Result};
@@ -150,8 +151,8 @@ impl<S: PageStore> Engine<S> {
                     default,
                     durable: meta.revision,
                     durable_slot: slot,
-                    readers: Default::default(),
                 }),
+                pins: Pins::new(meta.revision),
                 writer: Mutex::new(()),
             }),
         }

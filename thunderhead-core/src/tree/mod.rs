@@ -74,6 +74,9 @@ pub struct Tree<S: PageStore> {
     /// Set when an operation failed part-way: the transient nodes may then be
     /// inconsistent, so the writer refuses further work (committed versions are intact).
     poisoned: bool,
+    /// The revision a store's writer writes this tree's nodes as (`None`: a bare tree,
+    /// whose commits are marked with their sequence number).
+    birth: Option<u64>,
 }
 
 impl<S: PageStore> Tree<S> {
@@ -84,6 +87,7 @@ impl<S: PageStore> Tree<S> {
             root: NodeRef::Transient(Box::new(Node::Leaf(Leaf::default()))),
             seq: 0,
             poisoned: false,
+            birth: None,
         }
     }
 
@@ -99,7 +103,22 @@ impl<S: PageStore> Tree<S> {
             root,
             seq: version.seq,
             poisoned: false,
+            birth: None,
         }
+    }
+
+    /// Marks this tree as written by a store's writer of revision `birth`.
+    pub(crate) fn with_birth(mut self, birth: u64) -> Self {
+        self.birth = Some(birth);
+        self
+    }
+
+    /// Writes every changed node out now (part of the commit to come), so a large
+    /// change's memory stays bounded; the tree goes on from what was written. In a
+    /// store's writer, nodes written out and changed again are freed as they are
+    /// superseded.
+    pub fn write_out(&mut self) -> Result<()> {
+        self.commit_as(self.birth.unwrap_or(self.seq)).map(|_| ())
     }
 
     /// The pager this tree reads and writes through.
@@ -372,6 +391,11 @@ impl<S: PageStore> Snapshot<S> {
     /// The version read.
     pub fn version(&self) -> Version {
         self.version
+    }
+
+    /// The pager this snapshot reads through.
+    pub fn pager(&self) -> &Arc<Pager<S>> {
+        &self.pager
     }
 
     /// The value of `key` in this version.

@@ -1,0 +1,8 @@
+//! The locks of the code checked with loom (`engine::pins`): loom's model of them under
+//! `cfg(loom)`, so the model checker sees every acquisition, and the standard library's
+//! otherwise. The rest of the crate uses `std::sync` directly.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};

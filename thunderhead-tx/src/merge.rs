@@ -1,0 +1,201 @@
+//! A write transaction's view of a range: its pending writes (arena and spill) merged
+//! over its snapshot of the tree, in key order from either end.
+//!
+//! The iterator owns everything it reads from, so it neither borrows the transaction
+//! (which may go on writing while it runs; it sees the transaction as it was when the
+//! range was asked for) nor holds a lock. It works in chunks: each step reads up to a
+//! chunk of entries from the snapshot and from the spill, merges every key up to the
+//! last one both could vouch for, and narrows the remaining range past it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use thunderhead_core::{Pager, Reader, Snapshot, ValueBytes, Version};
+use thunderhead_disk::{FileStore, PageStore};
+
+use crate::error::Result;
+use crate::keys::KeyRange;
+use crate::spill::{Spilled, spilled_chunk};
+
+const CHUNK: usize = 256;
+
+/// What a merged range reads from.
+pub(crate) struct Sources<S: PageStore> {
+    /// The committed tree the transaction started from, if any.
+    pub base: Option<(Arc<Pager<S>>, Version)>,
+    /// The ranges the transaction removed from it.
+    pub cleared: Vec<KeyRange>,
+    /// Spilled writes: the scratch store's reader and the tree's id there.
+    pub spill: Option<(Reader<FileStore>, u32)>,
+    /// In-memory pending writes within the range.
+    pub pending: BTreeMap<Vec<u8>, Option<ValueBytes>>,
+}
+
+/// Entries of a write transaction's tree in a range, with its pending writes.
+pub struct WriteRange<S: PageStore> {
+    sources: Sources<S>,
+    base: Option<Snapshot<S>>,
+    /// What is left to read: neither end's buffer holds anything in it.
+    rest: KeyRange,
+    exhausted: bool,
+    front: VecDeque<(Vec<u8>, ValueBytes)>,
+    /// In descending key order.
+    back: VecDeque<(Vec<u8>, ValueBytes)>,
+    /// A view's prefix, stripped from the keys handed out.
+    strip: usize,
+    failed: bool,
+}
+
+impl<S: PageStore> WriteRange<S> {
+    pub(crate) fn new(sources: Sources<S>, range: KeyRange, strip: usize) -> Self {
+        let base = sources
+            .base
+            .as_ref()
+            .map(|(pager, version)| Snapshot::new(pager.clone(), *version));
+        let exhausted = range.is_empty();
+        Self {
+            sources,
+            base,
+            rest: range,
+            exhausted,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            strip,
+            failed: false,
+        }
+    }
+
+    /// Reads the next chunk from one end into that end's buffer.
+    fn fill(&mut self, forward: bool) -> Result<()> {
+        while !self.exhausted {
+            let base: Vec<(Vec<u8>, ValueBytes)> = match &self.base {
+                Some(snapshot) => {
+                    let mut range = snapshot.range::<[u8], _>(self.rest.as_refs());
+                    let mut chunk = Vec::new();
+                    while chunk.len() < CHUNK {
+                        let next = if forward {
+                            range.next()
+                        } else {
+                            range.next_back()
+                        };
+                        match next {
+                            Some(entry) => chunk.push(entry?),
+                            None => break,
+                        }
+                    }
+                    chunk
+                }
+                None => Vec::new(),
+            };
+            let spilled: Vec<(Vec<u8>, Spilled)> = match &self.sources.spill {
+                Some((reader, tree)) => spilled_chunk(reader, *tree, &self.rest, forward, CHUNK)?,
+                None => Vec::new(),
+            };
+            // The furthest key both truncated sources have fully covered.
+            let mut limit: Option<Vec<u8>> = None;
+            for last in [
+                (base.len() == CHUNK).then(|| base.last().map(|(key, _)| key.clone())),
+                (spilled.len() == CHUNK).then(|| spilled.last().map(|(key, _)| key.clone())),
+            ]
+            .into_iter()
+            .flatten()
+            .flatten()
+            {
+                limit = Some(match limit {
+                    None => last,
+                    Some(current) if forward => current.min(last),
+                    Some(current) => current.max(last),
+                });
+            }
+            let span = match &limit {
+                None => self.rest.clone(),
+                Some(limit) if forward => KeyRange {
+                    start: self.rest.start.clone(),
+                    end: Bound::Included(limit.clone()),
+                },
+                Some(limit) => KeyRange {
+                    start: Bound::Included(limit.clone()),
+                    end: self.rest.end.clone(),
+                },
+            };
+            let mut merged: BTreeMap<Vec<u8>, Option<ValueBytes>> = BTreeMap::new();
+            for (key, value) in base {
+                if span.contains(&key)
+                    && !self
+                        .sources
+                        .cleared
+                        .iter()
+                        .any(|range| range.contains(&key))
+                {
+                    merged.insert(key, Some(value));
+                }
+            }
+            for (key, value) in spilled {
+                if span.contains(&key) {
+                    merged.insert(key, value);
+                }
+            }
+            for (key, value) in self.sources.pending.range::<[u8], _>(span.as_refs()) {
+                merged.insert(key.clone(), value.clone());
+            }
+            let live = merged
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|value| (key, value)));
+            if forward {
+                self.front.extend(live);
+            } else {
+                self.back.extend(live.rev());
+            }
+            match limit {
+                None => self.exhausted = true,
+                Some(limit) if forward => self.rest.start = Bound::Excluded(limit),
+                Some(limit) => self.rest.end = Bound::Excluded(limit),
+            }
+            if self.rest.is_empty() {
+                self.exhausted = true;
+            }
+            let filled = if forward { &self.front } else { &self.back };
+            if !filled.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, forward: bool) -> Option<Result<(Vec<u8>, ValueBytes)>> {
+        if self.failed {
+            return None;
+        }
+        let buffered = if forward { &self.front } else { &self.back };
+        if buffered.is_empty()
+            && let Err(error) = self.fill(forward)
+        {
+            self.failed = true;
+            return Some(Err(error));
+        }
+        let next = if forward {
+            self.front.pop_front().or_else(|| self.back.pop_back())
+        } else {
+            self.back.pop_front().or_else(|| self.front.pop_back())
+        };
+        next.map(|(mut key, value)| {
+            key.drain(..self.strip);
+            Ok((key, value))
+        })
+    }
+}
+
+impl<S: PageStore> Iterator for WriteRange<S> {
+    type Item = Result<(Vec<u8>, ValueBytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step(true)
+    }
+}
+
+impl<S: PageStore> DoubleEndedIterator for WriteRange<S> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.step(false)
+    }
+}

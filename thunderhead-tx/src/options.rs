@@ -1,0 +1,62 @@
+//! How a database is opened and how its transactions behave.
+
+use std::time::Duration;
+
+use thunderhead_core::Durability;
+
+/// Settings of a [`Database`](crate::Database). `Options::default()` is what most
+/// users want; fields can be set directly.
+///
+/// ```
+/// use std::time::Duration;
+/// use thunderhead_tx::{Durability, Options};
+///
+/// let options = Options {
+///     durability: Durability::Eventual,
+///     lock_timeout: Duration::from_millis(200),
+///     ..Options::default()
+/// };
+/// assert_eq!(options.page_size, 16384);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How [`WriteTransaction::commit`](crate::WriteTransaction::commit) makes a commit
+    /// durable: `Immediate` (one sync, shared by the transactions committing at the same
+    /// moment) or `Eventual` (no sync; a crash may lose it, never corrupt the file).
+    pub durability: Durability,
+    /// Page size of a new database: a power of two from 4 KiB to 64 KiB. An existing
+    /// database keeps the page size it was created with.
+    pub page_size: usize,
+    /// Bytes of decoded pages kept in memory.
+    pub cache_bytes: usize,
+    /// Bytes of pending messages a node's journal holds before it flushes to a child.
+    pub journal_bytes: usize,
+    /// Bytes a write transaction keeps in memory before it moves its pending writes to a
+    /// scratch file (so a transaction of any size runs in bounded memory).
+    pub spill_bytes: usize,
+    /// How long an operation waits for a range another transaction locked.
+    pub lock_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Immediate,
+            page_size: thunderhead_disk::PAGE_SIZE_DEFAULT_BYTES,
+            cache_bytes: thunderhead_core::CACHE_BYTES_MAX_DEFAULT,
+            journal_bytes: thunderhead_core::JOURNAL_BYTES_MAX_DEFAULT,
+            spill_bytes: 64 * 1024 * 1024,
+            lock_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn tree_config(&self) -> thunderhead_core::TreeConfig {
+        thunderhead_core::TreeConfig {
+            journal_bytes_max: self.journal_bytes,
+            cache_bytes_max: self.cache_bytes,
+            ..thunderhead_core::TreeConfig::default()
+        }
+    }
+}

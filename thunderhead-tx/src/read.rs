@@ -1,0 +1,182 @@
+//! Read transactions: a consistent snapshot of the latest commit, read without locks.
+
+use std::ops::RangeBounds;
+
+use thunderhead_core::{Reader, Snapshot, ValueBytes};
+use thunderhead_disk::PageStore;
+
+use crate::database::check_tree_name;
+use crate::error::{Error, Result};
+use crate::keys::KeyRange;
+use crate::store::Store;
+
+/// A snapshot of the latest commit when it began. It never waits for writers and no
+/// writer waits for it; while it lives, the pages of its version are not reused. It is
+/// `Send` and `Sync`: several threads may read through one.
+///
+/// ```
+/// use thunderhead_tx::{Database, Options};
+///
+/// let db = Database::in_memory(Options::default())?;
+/// let txn = db.begin_write()?;
+/// txn.open_tree(b"fruit")?.insert(b"apple", b"red")?;
+/// txn.commit()?;
+/// let read = db.begin_read();
+/// let fruit = read.open_tree(b"fruit")?;
+/// assert_eq!(fruit.get(b"apple")?.as_deref(), Some(&b"red"[..]));
+/// # Ok::<(), thunderhead_tx::Error>(())
+/// ```
+pub struct ReadTransaction<S: PageStore = Store> {
+    pub(crate) reader: Reader<S>,
+}
+
+impl<S: PageStore> ReadTransaction<S> {
+    /// The revision this transaction reads.
+    pub fn revision(&self) -> u64 {
+        self.reader.revision()
+    }
+
+    /// The named tree as of this transaction's revision ([`Error::TreeNotFound`] if it
+    /// did not exist).
+    pub fn open_tree(&self, name: &[u8]) -> Result<ReadTree<'_, S>> {
+        check_tree_name(name)?;
+        let snapshot = self.reader.tree(name)?.ok_or_else(|| Error::TreeNotFound {
+            name: name.to_vec(),
+        })?;
+        Ok(ReadTree {
+            snapshot,
+            prefix: Vec::new(),
+            _txn: std::marker::PhantomData,
+        })
+    }
+
+    /// The names of every tree, in byte order.
+    pub fn list_trees(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .reader
+            .tree_names()?
+            .into_iter()
+            .filter(|name| !name.is_empty())
+            .collect())
+    }
+}
+
+/// One tree of a [`ReadTransaction`], or a subtree view of it ([`ReadTree::prefix`]).
+pub struct ReadTree<'t, S: PageStore = Store> {
+    snapshot: Snapshot<S>,
+    prefix: Vec<u8>,
+    _txn: std::marker::PhantomData<&'t ReadTransaction<S>>,
+}
+
+impl<'t, S: PageStore> ReadTree<'t, S> {
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
+        let key = [self.prefix.as_slice(), key].concat();
+        Ok(self.snapshot.get(&key)?)
+    }
+
+    /// The entries with keys in `range`, in key order; `.rev()` gives reverse order.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # let tree = txn.open_tree(b"t")?;
+    /// # for key in [b"a", b"b", b"c"] { tree.insert(key, b"")?; }
+    /// # txn.commit()?;
+    /// let read = db.begin_read();
+    /// let tree = read.open_tree(b"t")?;
+    /// let keys: Vec<Vec<u8>> = tree
+    ///     .range(&b"b"[..]..)
+    ///     .rev()
+    ///     .map(|entry| entry.map(|(key, _)| key))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, vec![b"c".to_vec(), b"b".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    pub fn range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(&self, range: R) -> Range<'_, S> {
+        let range = KeyRange::from_bounds(&range).under(&self.prefix);
+        Range {
+            inner: self.snapshot.range::<[u8], _>(range.as_refs()),
+            strip: self.prefix.len(),
+        }
+    }
+
+    /// Every entry, in key order.
+    pub fn iter(&self) -> Range<'_, S> {
+        self.range::<[u8], _>(..)
+    }
+
+    /// Whether the tree (or view) holds no entry.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.iter().next().transpose()?.is_none())
+    }
+
+    /// The first entry, if any.
+    pub fn first(&self) -> Result<Option<(Vec<u8>, ValueBytes)>> {
+        self.iter().next().transpose()
+    }
+
+    /// The last entry, if any.
+    pub fn last(&self) -> Result<Option<(Vec<u8>, ValueBytes)>> {
+        self.iter().next_back().transpose()
+    }
+
+    /// A view of the keys under `prefix`, with keys relative to it.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # let tree = txn.open_tree(b"t")?;
+    /// # tree.insert(b"user/ann", b"1")?;
+    /// # tree.insert(b"users", b"2")?;
+    /// # txn.commit()?;
+    /// let read = db.begin_read();
+    /// let users = read.open_tree(b"t")?.prefix(b"user/");
+    /// assert_eq!(users.get(b"ann")?.as_deref(), Some(&b"1"[..]));
+    /// assert_eq!(users.iter().count(), 1);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    pub fn prefix(&self, prefix: &[u8]) -> ReadTree<'t, S> {
+        ReadTree {
+            snapshot: Snapshot::new(self.snapshot_pager(), self.snapshot.version()),
+            prefix: [self.prefix.as_slice(), prefix].concat(),
+            _txn: std::marker::PhantomData,
+        }
+    }
+
+    fn snapshot_pager(&self) -> std::sync::Arc<thunderhead_core::Pager<S>> {
+        self.snapshot.pager().clone()
+    }
+}
+
+/// Entries of a [`ReadTree`] in a range.
+pub struct Range<'a, S: PageStore = Store> {
+    inner: thunderhead_core::Range<'a, S>,
+    strip: usize,
+}
+
+impl<S: PageStore> Iterator for Range<'_, S> {
+    type Item = Result<(Vec<u8>, ValueBytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let strip = self.strip;
+        self.inner.next().map(|entry| {
+            let (mut key, value) = entry?;
+            key.drain(..strip);
+            Ok((key, value))
+        })
+    }
+}
+
+impl<S: PageStore> DoubleEndedIterator for Range<'_, S> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let strip = self.strip;
+        self.inner.next_back().map(|entry| {
+            let (mut key, value) = entry?;
+            key.drain(..strip);
+            Ok((key, value))
+        })
+    }
+}
