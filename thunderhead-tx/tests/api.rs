@@ -413,3 +413,81 @@ fn a_transaction_larger_than_its_memory_budget_spills() {
     }
     db.check().unwrap();
 }
+
+#[test]
+fn writers_committing_together_share_syncs() {
+    use thunderhead_disk::PageStore;
+    let dir = std::env::temp_dir().join(format!("thunderhead-group-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("group.th");
+    let _ = std::fs::remove_file(&path);
+    let db = Database::create(&path, Options::default()).unwrap();
+    let syncs_before = db.engine().pager().store().stats().syncs;
+    const THREADS: usize = 8;
+    const COMMITS: usize = 40;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for index in 0..COMMITS {
+                    let txn = db.begin_write().unwrap();
+                    let key = format!("{thread}-{index}");
+                    txn.open_tree(b"t")
+                        .unwrap()
+                        .insert(key.as_bytes(), b"v")
+                        .unwrap();
+                    // Creating the tree races between the first transactions; retry those.
+                    if let Err(Error::Conflict { .. }) = txn.commit() {
+                        let txn = db.begin_write().unwrap();
+                        txn.open_tree(b"t")
+                            .unwrap()
+                            .insert(key.as_bytes(), b"v")
+                            .unwrap();
+                        txn.commit().unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let syncs = db.engine().pager().store().stats().syncs - syncs_before;
+    let commits = (THREADS * COMMITS) as u64;
+    eprintln!("{commits} durable commits from {THREADS} threads: {syncs} syncs");
+    assert!(db.revision() >= commits);
+    assert!(
+        syncs < commits,
+        "{syncs} syncs for {commits} durable commits: none was shared"
+    );
+    let read = db.begin_read();
+    assert_eq!(
+        read.open_tree(b"t").unwrap().iter().count(),
+        THREADS * COMMITS
+    );
+    drop(read);
+    drop(db);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eventual_commits_do_not_sync() {
+    use thunderhead_disk::PageStore;
+    let db = Database::in_memory(Options {
+        durability: Durability::Eventual,
+        ..Options::default()
+    })
+    .unwrap();
+    let before = db.engine().pager().store().stats().syncs;
+    for index in 0..10u32 {
+        let txn = db.begin_write().unwrap();
+        txn.open_tree(b"t")
+            .unwrap()
+            .insert(&index.to_be_bytes(), b"v")
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(db.engine().pager().store().stats().syncs, before);
+    db.sync().unwrap();
+    assert_eq!(db.engine().pager().store().stats().syncs, before + 1);
+}
