@@ -128,8 +128,12 @@ struct Engine {
     open: fn(&Path, Mode) -> BoxResult<Box<dyn Writers>>,
 }
 
-// TODO(api): add the Thunderhead entry when `run_thunderhead` below is enabled.
-const ENGINES: [Engine; 2] = [
+const ENGINES: [Engine; 3] = [
+    Engine {
+        name: "Thunderhead",
+        optimistic: true,
+        open: open_thunderhead,
+    },
     Engine {
         name: "redb",
         optimistic: false,
@@ -154,72 +158,68 @@ fn set_counter(value: &mut Value, counter: u64) {
 // ---------------------------------------------------------------------------------------
 // Thunderhead
 
-// TODO(api): enable once `thunderhead_tx::Database` exists: add
-// `thunderhead-tx.workspace = true` to `[dependencies]` in benches/Cargo.toml, uncomment
-// this section, and put this entry first in `ENGINES`:
-//     Engine { name: "Thunderhead", optimistic: true, open: run_thunderhead },
-// Written against the announced API (`open_tree` borrows the transaction immutably,
-// `commit_with` consumes it); if the final one differs, e.g. needs `let mut txn`, adapt.
-//
-// /// The tree every transaction writes.
-// const THUNDERHEAD_TREE: &[u8] = b"data";
-//
-// struct Thunderhead {
-//     db: thunderhead_tx::Database,
-//     durability: thunderhead_tx::Durability,
-// }
-//
-// fn run_thunderhead(dir: &Path, mode: Mode) -> BoxResult<Box<dyn Writers>> {
-//     use thunderhead_tx::{Database, Durability, Options};
-//
-//     let db = Database::create(dir.join("writers.thunderhead"), Options::default())?;
-//     let durability = match mode {
-//         Mode::Immediate => Durability::Immediate,
-//         Mode::Eventual => Durability::Eventual,
-//     };
-//     Ok(Box::new(Thunderhead { db, durability }))
-// }
-//
-// impl Writers for Thunderhead {
-//     fn load(&self, keys: &[Key], value: &Value) -> BoxResult<()> {
-//         let txn = self.db.begin_write()?;
-//         {
-//             let tree = txn.open_tree(THUNDERHEAD_TREE)?;
-//             for key in keys {
-//                 tree.insert(key, value)?;
-//             }
-//         }
-//         txn.commit_with(thunderhead_tx::Durability::Immediate)?;
-//         Ok(())
-//     }
-//
-//     fn transact(&self, keys: &[Key], value: &mut Value) -> BoxResult<bool> {
-//         let txn = self.db.begin_write()?;
-//         {
-//             let tree = txn.open_tree(THUNDERHEAD_TREE)?;
-//             for key in keys {
-//                 let counter = tree.get(key)?.map_or(0, |old| counter_of(&old));
-//                 set_counter(value, counter + 1);
-//                 tree.insert(key, value)?;
-//             }
-//         }
-//         match txn.commit_with(self.durability) {
-//             Ok(_revision) => Ok(true),
-//             Err(thunderhead_tx::Error::Conflict { .. }) => Ok(false),
-//             Err(error) => Err(error.into()),
-//         }
-//     }
-//
-//     fn counters(&self, keys: &[Key]) -> BoxResult<Vec<Option<u64>>> {
-//         // Read through a write transaction that is dropped, not committed (the brief
-//         // API has no read transaction yet).
-//         let txn = self.db.begin_write()?;
-//         let tree = txn.open_tree(THUNDERHEAD_TREE)?;
-//         keys.iter()
-//             .map(|key| Ok(tree.get(key)?.map(|value| counter_of(&value))))
-//             .collect()
-//     }
-// }
+/// The tree every transaction writes.
+const THUNDERHEAD_TREE: &[u8] = b"data";
+
+struct Thunderhead {
+    db: thunderhead_tx::Database,
+    durability: thunderhead_tx::Durability,
+}
+
+fn open_thunderhead(dir: &Path, mode: Mode) -> BoxResult<Box<dyn Writers>> {
+    use thunderhead_tx::{Database, Durability, Options};
+
+    let db = Database::create(dir.join("writers.thunderhead"), Options::default())?;
+    let durability = match mode {
+        Mode::Immediate => Durability::Immediate,
+        Mode::Eventual => Durability::Eventual,
+    };
+    Ok(Box::new(Thunderhead { db, durability }))
+}
+
+impl Writers for Thunderhead {
+    fn load(&self, keys: &[Key], value: &Value) -> BoxResult<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let tree = txn.open_tree(THUNDERHEAD_TREE)?;
+            for key in keys {
+                tree.insert(key, value)?;
+            }
+        }
+        txn.commit_with(thunderhead_tx::Durability::Immediate)?;
+        Ok(())
+    }
+
+    fn transact(&self, keys: &[Key], value: &mut Value) -> BoxResult<bool> {
+        let txn = self.db.begin_write()?;
+        {
+            let tree = txn.open_tree(THUNDERHEAD_TREE)?;
+            for key in keys {
+                let counter = tree.get(key)?.map_or(0, |old| counter_of(&old));
+                set_counter(value, counter + 1);
+                tree.insert(key, value)?;
+            }
+        }
+        match txn.commit_with(self.durability) {
+            Ok(_revision) => Ok(true),
+            Err(thunderhead_tx::Error::Conflict { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn counters(&self, keys: &[Key]) -> BoxResult<Vec<Option<u64>>> {
+        let txn = self.db.begin_read();
+        let tree = match txn.open_tree(THUNDERHEAD_TREE) {
+            Ok(tree) => tree,
+            // Nothing committed yet (a run of no commits): every key is absent.
+            Err(thunderhead_tx::Error::TreeNotFound { .. }) => return Ok(vec![None; keys.len()]),
+            Err(error) => return Err(error.into()),
+        };
+        keys.iter()
+            .map(|key| Ok(tree.get(key)?.map(|value| counter_of(&value))))
+            .collect()
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // redb
@@ -742,12 +742,6 @@ fn main() -> BoxResult<()> {
             keys.name(),
             mode.name(),
             texts.join(" | ")
-        );
-    }
-    if !engines.iter().any(|engine| engine.optimistic) {
-        println!(
-            "\nThunderhead is not in this build yet: its runner waits for the \
-             `thunderhead_tx::Database` API (TODO(api) in writers.rs)."
         );
     }
     Ok(())

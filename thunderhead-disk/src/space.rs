@@ -145,7 +145,22 @@ impl FreeSpace {
         if oldest_reader <= limit || self.recent.is_empty() {
             return;
         }
-        let recent: HashSet<Extent> = self.recent.iter().copied().collect();
+        // The runs waiting only for durability are few (what the commits since the last
+        // durable one freed); the recent list can be long, so it is scanned, not hashed.
+        let candidates: HashSet<Extent> = self
+            .pending
+            .range(limit + 1..=oldest_reader)
+            .flat_map(|(_, extents)| extents.iter().copied())
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let recent: HashSet<Extent> = self
+            .recent
+            .iter()
+            .filter(|extent| candidates.contains(extent))
+            .copied()
+            .collect();
         let mut freed = Vec::new();
         for (_, extents) in self.pending.range_mut(limit + 1..=oldest_reader) {
             extents.retain(|extent| {

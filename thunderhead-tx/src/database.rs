@@ -38,7 +38,7 @@ use crate::write::{CommitRequest, WriteTransaction};
 /// assert_eq!(db.revision(), revision);
 /// let read = db.begin_read();
 /// assert_eq!(read.open_tree(b"users")?.get(b"ann")?.as_deref(), Some(&b"admin"[..]));
-/// # drop(read); drop(db); std::fs::remove_file(&path)?;
+/// # drop(read); drop(db); std::fs::remove_file(&path)?; std::fs::remove_dir(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Database<S: PageStore + 'static = Store> {
@@ -135,6 +135,19 @@ fn check_options(options: &Options) -> Result<()> {
 
 impl Database<Store> {
     /// Creates a new database file at `path` (an existing file is an error).
+    ///
+    /// ```
+    /// use thunderhead_tx::{Database, Error, Options};
+    ///
+    /// let name = format!("thunderhead-doc-create-{}.th", std::process::id());
+    /// let path = std::env::temp_dir().join(name);
+    /// # let _ = std::fs::remove_file(&path);
+    /// let db = Database::create(&path, Options::default())?;
+    /// assert_eq!(db.revision(), 0);
+    /// assert!(matches!(Database::create(&path, Options::default()), Err(Error::Io(_))));
+    /// # drop(db); std::fs::remove_file(&path)?;
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>, options: Options) -> Result<Self> {
         check_options(&options)?;
         let path = path.as_ref();
@@ -150,6 +163,21 @@ impl Database<Store> {
     }
 
     /// Opens the database file at `path`, recovering the last commit a crash left whole.
+    ///
+    /// The file keeps the page size it was created with, whatever `options` say:
+    ///
+    /// ```
+    /// use thunderhead_tx::{Database, Options};
+    ///
+    /// let name = format!("thunderhead-doc-open-{}.th", std::process::id());
+    /// let path = std::env::temp_dir().join(name);
+    /// # let _ = std::fs::remove_file(&path);
+    /// drop(Database::create(&path, Options { page_size: 4096, ..Options::default() })?);
+    /// let db = Database::open(&path, Options::default())?;
+    /// assert_eq!(db.engine().pager().limits().page_size_bytes, 4096);
+    /// # drop(db); std::fs::remove_file(&path)?;
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
         check_options(&options)?;
         let path = path.as_ref();
@@ -159,6 +187,23 @@ impl Database<Store> {
     }
 
     /// Opens the database at `path`, creating it if there is no file there.
+    ///
+    /// ```
+    /// use thunderhead_tx::{Database, Options};
+    ///
+    /// let name = format!("thunderhead-doc-open-or-create-{}.th", std::process::id());
+    /// let path = std::env::temp_dir().join(name);
+    /// # let _ = std::fs::remove_file(&path);
+    /// let db = Database::open_or_create(&path, Options::default())?; // creates
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// drop(db);
+    /// let db = Database::open_or_create(&path, Options::default())?; // opens
+    /// assert_eq!(db.begin_read().list_trees()?, vec![b"t".to_vec()]);
+    /// # drop(db); std::fs::remove_file(&path)?;
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn open_or_create(path: impl AsRef<Path>, options: Options) -> Result<Self> {
         if path.as_ref().exists() {
             Self::open(path, options)
@@ -168,6 +213,15 @@ impl Database<Store> {
     }
 
     /// A database in memory, gone when the last handle is dropped.
+    ///
+    /// ```
+    /// use thunderhead_tx::{Database, Options};
+    ///
+    /// let db = Database::in_memory(Options::default())?;
+    /// assert_eq!(db.revision(), 0);
+    /// assert!(db.begin_read().list_trees()?.is_empty());
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn in_memory(options: Options) -> Result<Self> {
         check_options(&options)?;
         let store = MemStore::new(options.page_size)?;
@@ -186,6 +240,18 @@ fn scratch_dir_of(path: &Path) -> PathBuf {
 impl<S: PageStore + 'static> Database<S> {
     /// Creates a database in an empty page store of any kind (a fault-injecting store in
     /// tests, say).
+    ///
+    /// ```
+    /// use thunderhead_disk::MemStore;
+    /// use thunderhead_tx::{Database, Options};
+    ///
+    /// let db = Database::create_in(MemStore::new(4096)?, Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// assert_eq!(txn.commit()?, 1);
+    /// assert_eq!(db.engine().pager().limits().page_size_bytes, 4096);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn create_in(store: S, options: Options) -> Result<Self> {
         check_options(&options)?;
         let engine = Engine::create(store, &options.tree_config())?;
@@ -193,6 +259,23 @@ impl<S: PageStore + 'static> Database<S> {
     }
 
     /// Opens the database held in a page store of any kind, with recovery.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use thunderhead_disk::MemStore;
+    /// use thunderhead_tx::{Database, Options};
+    ///
+    /// let store = Arc::new(MemStore::new(16384)?);
+    /// let db = Database::create_in(store.clone(), Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// drop(db);
+    /// let db = Database::open_in(store, Options::default())?;
+    /// let read = db.begin_read();
+    /// assert_eq!(read.open_tree(b"t")?.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn open_in(store: S, options: Options) -> Result<Self> {
         check_options(&options)?;
         let engine = Engine::open(store, &options.tree_config())?;
@@ -214,11 +297,34 @@ impl<S: PageStore + 'static> Database<S> {
     }
 
     /// The latest committed revision (0 for a new database; every commit adds one).
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// assert_eq!(db.revision(), 0);
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// assert_eq!(txn.commit()?, 1);
+    /// assert_eq!(db.revision(), 1);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn revision(&self) -> u64 {
         self.inner.engine.revision()
     }
 
     /// A read transaction of the latest commit. It never blocks and is never blocked.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let before = db.begin_read();
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// assert!(before.list_trees()?.is_empty()); // still the snapshot it began with
+    /// assert_eq!(db.begin_read().list_trees()?, vec![b"t".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn begin_read(&self) -> ReadTransaction<S> {
         ReadTransaction {
             reader: self.inner.engine.begin_read(),
@@ -228,6 +334,18 @@ impl<S: PageStore + 'static> Database<S> {
     /// A write transaction reading the latest commit. Any number may be open at once,
     /// on any threads; each is validated against what committed after it began when it
     /// commits.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let (first, second) = (db.begin_write()?, db.begin_write()?);
+    /// first.open_tree(b"t")?.insert(b"a", b"1")?;
+    /// second.open_tree(b"u")?.insert(b"b", b"2")?;
+    /// first.commit()?;
+    /// second.commit()?; // neither read what the other wrote: no conflict
+    /// assert_eq!(db.begin_read().list_trees()?, vec![b"t".to_vec(), b"u".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn begin_write(&self) -> Result<WriteTransaction<S>> {
         let id = self.inner.next_transaction.fetch_add(1, Ordering::Relaxed);
         let reader = {
@@ -240,6 +358,19 @@ impl<S: PageStore + 'static> Database<S> {
     }
 
     /// Makes every commit so far durable (one sync).
+    ///
+    /// ```
+    /// use thunderhead_tx::{Database, Durability, Options};
+    ///
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// let revision = txn.commit_with(Durability::Eventual)?;
+    /// assert!(db.engine().durable_revision() < revision);
+    /// db.sync()?;
+    /// assert_eq!(db.engine().durable_revision(), revision);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn sync(&self) -> Result<()> {
         Ok(self.inner.engine.sync()?)
     }
@@ -247,16 +378,58 @@ impl<S: PageStore + 'static> Database<S> {
     /// Verifies every invariant of every tree of the latest commit, every checksum on
     /// the way, the reference counts of pages trees share, and the free-space
     /// accounting (every page live, free or waiting, exactly once).
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// let report = db.check()?;
+    /// assert_eq!(report.revision, 1);
+    /// assert!(report.trees.iter().any(|(name, _)| name == b"t"));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn check(&self) -> Result<EngineReport> {
         Ok(self.inner.engine.check()?)
     }
 
     /// Gives free pages at the end of the file back to the operating system.
+    /// Returns the number of pages the file shrank by. It commits (durably) a version of
+    /// its own, so [`revision`](Database::revision) goes up by one.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"big")?;
+    /// for i in 0..1000u32 { tree.insert(&i.to_be_bytes(), &[0; 500])?; }
+    /// txn.commit()?;
+    /// let txn = db.begin_write()?;
+    /// txn.delete_tree(b"big")?;
+    /// txn.commit()?;
+    /// let used = db.engine().used_pages();
+    /// assert!(db.compact()? > 0);
+    /// assert!(db.engine().used_pages() < used);
+    /// assert_eq!(db.revision(), 3);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn compact(&self) -> Result<u64> {
         Ok(self.inner.engine.compact()?)
     }
 
     /// The storage engine underneath, for statistics.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// assert_eq!(db.engine().revision(), db.revision());
+    /// assert!(db.engine().used_pages() > 0);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn engine(&self) -> &Engine<S> {
         &self.inner.engine
     }

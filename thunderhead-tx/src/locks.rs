@@ -81,6 +81,11 @@ impl Locks {
         Ok(self.wait_clear(owner, tree, range, timeout)?.0)
     }
 
+    /// Whether no lock is held at all (the common case, checked without the mutex).
+    pub fn is_idle(&self) -> bool {
+        self.count.load(Ordering::Acquire) == 0
+    }
+
     /// Waits until no other owner's lock on `tree` overlaps `keys`.
     pub fn wait_for_set(
         &self,

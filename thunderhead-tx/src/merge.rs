@@ -32,7 +32,21 @@ pub(crate) struct Sources<S: PageStore> {
     pub pending: BTreeMap<Vec<u8>, Option<ValueBytes>>,
 }
 
-/// Entries of a write transaction's tree in a range, with its pending writes.
+/// Entries of a write transaction's tree in a range, with its pending writes, from
+/// either end. It holds the transaction's writes as they were when it was made.
+///
+/// ```
+/// # use thunderhead_tx::{Database, Options};
+/// let db = Database::in_memory(Options::default())?;
+/// let txn = db.begin_write()?;
+/// let tree = txn.open_tree(b"t")?;
+/// for key in [b"a", b"b", b"c"] { tree.insert(key, b"")?; }
+/// let mut range = tree.iter()?;
+/// tree.insert(b"d", b"")?; // not seen by `range`
+/// assert_eq!(range.next_back().transpose()?.map(|(key, _)| key), Some(b"c".to_vec()));
+/// assert_eq!(range.count(), 2);
+/// # Ok::<(), thunderhead_tx::Error>(())
+/// ```
 pub struct WriteRange<S: PageStore> {
     sources: Sources<S>,
     base: Option<Snapshot<S>>,

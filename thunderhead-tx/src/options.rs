@@ -33,6 +33,19 @@ pub struct Options {
     pub journal_bytes: usize,
     /// Bytes a write transaction keeps in memory before it moves its pending writes to a
     /// scratch file (so a transaction of any size runs in bounded memory).
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options { spill_bytes: 4096, ..Options::default() })?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"t")?;
+    /// for i in 0..500u32 { tree.insert(&i.to_be_bytes(), &[1; 100])?; } // spills
+    /// assert_eq!(tree.get(&7u32.to_be_bytes())?.as_deref(), Some(&[1; 100][..]));
+    /// assert_eq!(tree.iter()?.count(), 500);
+    /// txn.commit()?;
+    /// assert_eq!(db.begin_read().open_tree(b"t")?.iter().count(), 500);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub spill_bytes: usize,
     /// How long an operation waits for a range another transaction locked.
     pub lock_timeout: Duration,

@@ -32,12 +32,36 @@ pub struct ReadTransaction<S: PageStore = Store> {
 
 impl<S: PageStore> ReadTransaction<S> {
     /// The revision this transaction reads.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let read = db.begin_read();
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// assert_eq!((read.revision(), db.begin_read().revision()), (0, 1));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn revision(&self) -> u64 {
         self.reader.revision()
     }
 
     /// The named tree as of this transaction's revision ([`Error::TreeNotFound`] if it
     /// did not exist).
+    ///
+    /// ```
+    /// use thunderhead_tx::{Database, Error, Options};
+    ///
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// let read = db.begin_read();
+    /// assert_eq!(read.open_tree(b"t")?.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// assert!(matches!(read.open_tree(b"missing"), Err(Error::TreeNotFound { .. })));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn open_tree(&self, name: &[u8]) -> Result<ReadTree<'_, S>> {
         check_tree_name(name)?;
         let snapshot = self.reader.tree(name)?.ok_or_else(|| Error::TreeNotFound {
@@ -51,6 +75,18 @@ impl<S: PageStore> ReadTransaction<S> {
     }
 
     /// The names of every tree, in byte order.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"users")?;
+    /// txn.open_tree(b"orders")?;
+    /// txn.commit()?;
+    /// let names = db.begin_read().list_trees()?;
+    /// assert_eq!(names, vec![b"orders".to_vec(), b"users".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn list_trees(&self) -> Result<Vec<Vec<u8>>> {
         Ok(self
             .reader
@@ -62,6 +98,18 @@ impl<S: PageStore> ReadTransaction<S> {
 }
 
 /// One tree of a [`ReadTransaction`], or a subtree view of it ([`ReadTree::prefix`]).
+///
+/// ```
+/// # use thunderhead_tx::{Database, Options};
+/// let db = Database::in_memory(Options::default())?;
+/// let txn = db.begin_write()?;
+/// txn.open_tree(b"colors")?.insert(b"sky", b"blue")?;
+/// txn.commit()?;
+/// let read = db.begin_read();
+/// let colors = read.open_tree(b"colors")?;
+/// assert_eq!(colors.first()?.map(|(key, _)| key), Some(b"sky".to_vec()));
+/// # Ok::<(), thunderhead_tx::Error>(())
+/// ```
 pub struct ReadTree<'t, S: PageStore = Store> {
     snapshot: Snapshot<S>,
     prefix: Vec<u8>,
@@ -70,6 +118,19 @@ pub struct ReadTree<'t, S: PageStore = Store> {
 
 impl<'t, S: PageStore> ReadTree<'t, S> {
     /// The value of `key`, if present.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # txn.open_tree(b"t")?.insert(b"a", b"1")?;
+    /// # txn.commit()?;
+    /// let read = db.begin_read();
+    /// let tree = read.open_tree(b"t")?;
+    /// assert_eq!(tree.get(b"a")?.as_deref(), Some(&b"1"[..]));
+    /// assert!(tree.get(b"b")?.is_none());
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
         let key = [self.prefix.as_slice(), key].concat();
         Ok(self.snapshot.get(&key)?)
@@ -103,21 +164,81 @@ impl<'t, S: PageStore> ReadTree<'t, S> {
     }
 
     /// Every entry, in key order.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # let tree = txn.open_tree(b"t")?;
+    /// # for (key, value) in [(b"b", b"2"), (b"a", b"1")] { tree.insert(key, value)?; }
+    /// # txn.commit()?;
+    /// let read = db.begin_read();
+    /// let entries: Vec<(Vec<u8>, Vec<u8>)> = read
+    ///     .open_tree(b"t")?
+    ///     .iter()
+    ///     .map(|entry| entry.map(|(key, value)| (key, value.to_vec())))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(entries, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn iter(&self) -> Range<'_, S> {
         self.range::<[u8], _>(..)
     }
 
     /// Whether the tree (or view) holds no entry.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # txn.open_tree(b"empty")?;
+    /// # txn.open_tree(b"t")?.insert(b"user/ann", b"1")?;
+    /// # txn.commit()?;
+    /// let read = db.begin_read();
+    /// assert!(read.open_tree(b"empty")?.is_empty()?);
+    /// let tree = read.open_tree(b"t")?;
+    /// assert!(!tree.is_empty()?);
+    /// assert!(tree.prefix(b"group/").is_empty()?);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.iter().next().transpose()?.is_none())
     }
 
     /// The first entry, if any.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # let tree = txn.open_tree(b"t")?;
+    /// # for key in [b"b", b"a", b"c"] { tree.insert(key, b"")?; }
+    /// # txn.commit()?;
+    /// let read = db.begin_read();
+    /// let (key, _) = read.open_tree(b"t")?.first()?.expect("not empty");
+    /// assert_eq!(key, b"a");
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn first(&self) -> Result<Option<(Vec<u8>, ValueBytes)>> {
         self.iter().next().transpose()
     }
 
     /// The last entry, if any.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # let tree = txn.open_tree(b"t")?;
+    /// # for key in [b"b", b"a", b"c"] { tree.insert(key, b"")?; }
+    /// # tree.insert(b"x/1", b"")?;
+    /// # txn.commit()?;
+    /// let read = db.begin_read();
+    /// let tree = read.open_tree(b"t")?;
+    /// assert_eq!(tree.last()?.map(|(key, _)| key), Some(b"x/1".to_vec()));
+    /// assert!(tree.prefix(b"y/").last()?.is_none());
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn last(&self) -> Result<Option<(Vec<u8>, ValueBytes)>> {
         self.iter().next_back().transpose()
     }
@@ -151,7 +272,24 @@ impl<'t, S: PageStore> ReadTree<'t, S> {
     }
 }
 
-/// Entries of a [`ReadTree`] in a range.
+/// Entries of a [`ReadTree`] in a range: each a key (relative to the view's prefix) and
+/// its value, or an error. It iterates from either end.
+///
+/// ```
+/// # use thunderhead_tx::{Database, Options};
+/// # let db = Database::in_memory(Options::default())?;
+/// # let txn = db.begin_write()?;
+/// # let tree = txn.open_tree(b"t")?;
+/// # for key in [b"a", b"b", b"c", b"d"] { tree.insert(key, key)?; }
+/// # txn.commit()?;
+/// let read = db.begin_read();
+/// let tree = read.open_tree(b"t")?;
+/// let mut range = tree.range(&b"b"[..]..=&b"d"[..]);
+/// assert_eq!(range.next().transpose()?.map(|(key, _)| key), Some(b"b".to_vec()));
+/// assert_eq!(range.next_back().transpose()?.map(|(key, _)| key), Some(b"d".to_vec()));
+/// assert_eq!(range.count(), 1);
+/// # Ok::<(), thunderhead_tx::Error>(())
+/// ```
 pub struct Range<'a, S: PageStore = Store> {
     inner: thunderhead_core::Range<'a, S>,
     strip: usize,

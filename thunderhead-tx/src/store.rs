@@ -6,7 +6,20 @@ use std::future::Future;
 use futures::future::Either;
 use thunderhead_disk::{FileStore, MemStore, PageBytes, PageId, PageStore, Result, StoreStats};
 
-/// A file or memory page store.
+/// A file or memory page store: what [`Database::create`](crate::Database::create) and
+/// [`Database::in_memory`](crate::Database::in_memory) keep pages in, and the default
+/// store type of [`Database`](crate::Database).
+///
+/// ```
+/// use thunderhead_disk::{MemStore, PageStore};
+/// use thunderhead_tx::{Database, Options, Store};
+///
+/// let store = Store::Memory(MemStore::new(8192)?);
+/// assert_eq!(store.page_size(), 8192);
+/// let db: Database = Database::create_in(store, Options::default())?;
+/// assert_eq!(db.revision(), 0);
+/// # Ok::<(), thunderhead_tx::Error>(())
+/// ```
 pub enum Store {
     /// Pages in one file.
     File(FileStore),

@@ -122,12 +122,40 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
         })
     }
 
-    /// The revision this transaction reads (it moves on only after waiting for a lock).
+    /// The revision this transaction reads (it moves on to the latest commit only when
+    /// it takes a lock with [`lock_range`](WriteTransaction::lock_range) or waits for
+    /// one).
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// let other = db.begin_write()?;
+    /// other.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// assert_eq!(other.commit()?, 1);
+    /// assert_eq!(txn.revision(), 0);
+    /// txn.lock_range(b"t", &b"a"[..]..&b"b"[..])?;
+    /// assert_eq!(txn.revision(), 1);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn revision(&self) -> u64 {
         self.state().begin
     }
 
     /// The named tree, created (empty) if it does not exist.
+    ///
+    /// ```
+    /// use thunderhead_tx::{Database, Error, Options};
+    ///
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"new")?;
+    /// assert!(tree.is_empty()?);
+    /// assert!(matches!(txn.open_tree(b""), Err(Error::InvalidTreeName { .. })));
+    /// txn.commit()?;
+    /// assert_eq!(db.begin_read().list_trees()?, vec![b"new".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn open_tree(&self, name: &[u8]) -> Result<WriteTree<'_, S>> {
         check_tree_name(name)?;
         let mut state = self.state();
@@ -144,6 +172,20 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
     }
 
     /// The names of every tree, as this transaction sees them, in byte order.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # txn.open_tree(b"old")?;
+    /// # txn.commit()?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"new")?;
+    /// txn.delete_tree(b"old")?;
+    /// assert_eq!(txn.list_trees()?, vec![b"new".to_vec()]);
+    /// assert_eq!(db.begin_read().list_trees()?, vec![b"old".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn list_trees(&self) -> Result<Vec<Vec<u8>>> {
         let mut state = self.state();
         state.reads.catalog.insert_all();
@@ -165,6 +207,20 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
 
     /// Deletes the named tree; whether it existed. Pages it shares with forks stay
     /// with them.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # txn.open_tree(b"logs")?.insert(b"1", b"boot")?;
+    /// # txn.commit()?;
+    /// let txn = db.begin_write()?;
+    /// assert!(txn.delete_tree(b"logs")?);
+    /// assert!(!txn.delete_tree(b"logs")?);
+    /// txn.commit()?;
+    /// assert!(db.begin_read().list_trees()?.is_empty());
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn delete_tree(&self, name: &[u8]) -> Result<bool> {
         check_tree_name(name)?;
         let mut state = self.state();
@@ -179,6 +235,21 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
 
     /// Renames a tree ([`Error::TreeNotFound`], or [`Error::TreeExists`] if `to` is
     /// taken).
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # txn.open_tree(b"draft")?.insert(b"title", b"Hello")?;
+    /// # txn.commit()?;
+    /// let txn = db.begin_write()?;
+    /// txn.rename_tree(b"draft", b"final")?;
+    /// txn.commit()?;
+    /// let read = db.begin_read();
+    /// assert_eq!(read.list_trees()?, vec![b"final".to_vec()]);
+    /// assert_eq!(read.open_tree(b"final")?.get(b"title")?.as_deref(), Some(&b"Hello"[..]));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn rename_tree(&self, from: &[u8], to: &[u8]) -> Result<()> {
         check_tree_name(from)?;
         check_tree_name(to)?;
@@ -205,6 +276,20 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
     /// Makes `target` a copy of `source` as this transaction sees it. The copy shares
     /// every stored page with `source` (constant time whatever its size; only this
     /// transaction's pending writes to `source` are copied).
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"main")?.insert(b"k", b"1")?;
+    /// txn.fork_tree(b"main", b"branch")?;
+    /// txn.open_tree(b"branch")?.insert(b"k", b"2")?;
+    /// txn.commit()?;
+    /// let read = db.begin_read();
+    /// assert_eq!(read.open_tree(b"main")?.get(b"k")?.as_deref(), Some(&b"1"[..]));
+    /// assert_eq!(read.open_tree(b"branch")?.get(b"k")?.as_deref(), Some(&b"2"[..]));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn fork_tree(&self, source: &[u8], target: &[u8]) -> Result<()> {
         check_tree_name(source)?;
         check_tree_name(target)?;
@@ -276,6 +361,17 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
     }
 
     /// Commits with the database's durability and returns the new revision.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// assert!(db.begin_read().list_trees()?.is_empty()); // not visible before commit
+    /// assert_eq!(txn.commit()?, 1);
+    /// assert!(db.begin_read().open_tree(b"t")?.get(b"k")?.is_some());
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn commit(self) -> Result<u64> {
         let durability = self.db.inner.options.durability;
         self.commit_with(durability)
@@ -284,6 +380,18 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
     /// Commits with `durability` and returns the new revision (the latest one when the
     /// transaction wrote nothing). Transactions committing at the same moment share one
     /// sync. On [`Error::Conflict`] nothing is applied.
+    ///
+    /// ```
+    /// use thunderhead_tx::{Database, Durability, Options};
+    ///
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// assert_eq!(txn.commit_with(Durability::Eventual)?, 1);
+    /// assert_eq!(db.begin_write()?.commit_with(Durability::Immediate)?, 1); // wrote nothing
+    /// db.sync()?; // makes the eventual commit durable
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn commit_with(self, durability: Durability) -> Result<u64> {
         let state = self.state.borrow_mut().take().expect("committed once");
         let begin = state.begin;
@@ -300,6 +408,17 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
     }
 
     /// Discards every change.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.abort();
+    /// assert_eq!(db.revision(), 0);
+    /// assert!(db.begin_read().list_trees()?.is_empty());
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn abort(self) {}
 
     fn finish(&self, begin: u64) {
@@ -433,6 +552,9 @@ impl<S: PageStore> TxState<S> {
 
     /// Waits until no other transaction holds a lock on anything this one writes.
     fn wait_for_locks<T: PageStore + 'static>(&self, owner: u64, db: &Database<T>) -> Result<()> {
+        if db.inner.locks.is_idle() {
+            return Ok(());
+        }
         let footprint = self.write_footprint();
         let timeout = db.inner.options.lock_timeout;
         for (tree, keys) in &footprint.trees {
@@ -536,6 +658,16 @@ impl<S: PageStore + 'static> CommitRequest<S> {
 
 /// One tree of a [`WriteTransaction`], or a subtree view of it. Handles borrow the
 /// transaction; several may be used at once.
+///
+/// ```
+/// # use thunderhead_tx::{Database, Options};
+/// let db = Database::in_memory(Options::default())?;
+/// let txn = db.begin_write()?;
+/// let (a, b) = (txn.open_tree(b"t")?, txn.open_tree(b"t")?);
+/// a.insert(b"k", b"v")?;
+/// assert_eq!(b.get(b"k")?.as_deref(), Some(&b"v"[..])); // the same tree
+/// # Ok::<(), thunderhead_tx::Error>(())
+/// ```
 pub struct WriteTree<'t, S: PageStore + 'static = Store> {
     txn: &'t WriteTransaction<S>,
     local: u32,
@@ -575,6 +707,21 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
     }
 
     /// The value of `key`, with this transaction's writes.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # txn.open_tree(b"t")?.insert(b"old", b"1")?;
+    /// # txn.commit()?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"t")?;
+    /// tree.insert(b"new", b"2")?;
+    /// assert_eq!(tree.get(b"old")?.as_deref(), Some(&b"1"[..])); // committed
+    /// assert_eq!(tree.get(b"new")?.as_deref(), Some(&b"2"[..])); // pending
+    /// assert!(tree.get(b"none")?.is_none());
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
         let key = self.key(key)?;
         self.txn
@@ -603,6 +750,24 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
     /// The entries with keys in `range`, with this transaction's writes, in key order
     /// (`.rev()` for reverse). The iterator reads the transaction as it is now: later
     /// writes do not show in it, and it may be used while the transaction writes.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # for key in [b"a", b"b", b"c"] { txn.open_tree(b"t")?.insert(key, b"")?; }
+    /// # txn.commit()?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"t")?;
+    /// tree.insert(b"bb", b"")?;
+    /// tree.remove(b"c")?;
+    /// let keys: Vec<Vec<u8>> = tree
+    ///     .range(&b"b"[..]..)?
+    ///     .map(|entry| entry.map(|(key, _)| key))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, vec![b"b".to_vec(), b"bb".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(
         &self,
         range: R,
@@ -635,11 +800,37 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
     }
 
     /// Every entry, with this transaction's writes, in key order.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"t")?;
+    /// tree.insert(b"b", b"2")?;
+    /// tree.insert(b"a", b"1")?;
+    /// let keys: Vec<Vec<u8>> = tree
+    ///     .iter()?
+    ///     .map(|entry| entry.map(|(key, _)| key))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn iter(&self) -> Result<WriteRange<S>> {
         self.range::<[u8], _>(..)
     }
 
     /// Sets `key` to `value`. A blind write: it never causes a conflict by itself.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"t")?;
+    /// tree.insert(b"k", b"first")?;
+    /// tree.insert(b"k", b"second")?; // replaces
+    /// assert_eq!(tree.get(b"k")?.as_deref(), Some(&b"second"[..]));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
         if value.len() > VALUE_BYTES_MAX {
             return Err(Error::ValueTooLarge {
@@ -651,6 +842,22 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
     }
 
     /// Removes `key` (nothing happens if it is absent). A blind write.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// # txn.commit()?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"t")?;
+    /// tree.remove(b"k")?;
+    /// tree.remove(b"absent")?;
+    /// assert!(tree.get(b"k")?.is_none());
+    /// txn.commit()?;
+    /// assert!(db.begin_read().open_tree(b"t")?.is_empty()?);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn remove(&self, key: &[u8]) -> Result<()> {
         self.write(key, None)
     }
@@ -677,6 +884,25 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
     }
 
     /// Removes every key in `range` with one message, whatever the number of keys.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// # let txn = db.begin_write()?;
+    /// # for key in [b"a", b"b", b"c", b"d"] { txn.open_tree(b"t")?.insert(key, b"")?; }
+    /// # txn.commit()?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.remove_range(&b"b"[..]..&b"d"[..])?;
+    /// txn.commit()?;
+    /// let read = db.begin_read();
+    /// let tree = read.open_tree(b"t")?;
+    /// let keys: Vec<Vec<u8>> = tree
+    ///     .iter()
+    ///     .map(|entry| entry.map(|(key, _)| key))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, vec![b"a".to_vec(), b"d".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn remove_range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
         let range = KeyRange::from_bounds(&range).under(&self.prefix);
         let max = self.txn.db.inner.engine.pager().limits().key_bytes_max;
@@ -706,11 +932,41 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
     }
 
     /// Whether the tree (or view) holds no entry, with this transaction's writes.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"t")?;
+    /// assert!(tree.is_empty()?);
+    /// tree.insert(b"k", b"v")?;
+    /// assert!(!tree.is_empty()?);
+    /// tree.remove(b"k")?;
+    /// assert!(tree.is_empty()?);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.iter()?.next().transpose()?.is_none())
     }
 
     /// A view of the keys under `prefix`, with keys relative to it.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let txn = db.begin_write()?;
+    /// let tree = txn.open_tree(b"t")?;
+    /// let users = tree.prefix(b"user/");
+    /// users.insert(b"ann", b"1")?;
+    /// tree.insert(b"other", b"2")?;
+    /// assert_eq!(tree.get(b"user/ann")?.as_deref(), Some(&b"1"[..]));
+    /// let keys: Vec<Vec<u8>> = users
+    ///     .iter()?
+    ///     .map(|entry| entry.map(|(key, _)| key))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, vec![b"ann".to_vec()]);
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
     pub fn prefix(&self, prefix: &[u8]) -> WriteTree<'t, S> {
         WriteTree {
             txn: self.txn,

@@ -200,6 +200,10 @@ pub(crate) struct SegmentPage {
     prefix_end: usize,
     offsets_at: usize,
     seq_max: u64,
+    /// Indices of the puts whose value lives off-tree, found while validating: the
+    /// commit's reachability walk asks for them every time a journal's node changes, and
+    /// most segments have none.
+    overflow_points: Vec<u32>,
 }
 
 impl SegmentPage {
@@ -223,14 +227,16 @@ impl SegmentPage {
             .ok_or_else(|| reader.corrupted("message counts overflow"))?;
         reader.bytes(offsets_at, offsets_len, "message offsets")?;
         let seq_max = header.seq_max.get();
-        let segment = Self {
+        let mut segment = Self {
             bytes: bytes.clone(),
             point_count,
             range_count,
             prefix_end: offsets_at,
             offsets_at,
             seq_max,
+            overflow_points: Vec::new(),
         };
+        let mut overflow_points = Vec::new();
         let mut previous: Option<&[u8]> = None;
         for index in 0..point_count {
             let at = segment.offset(&reader, index)?;
@@ -269,7 +275,11 @@ impl SegmentPage {
                 )));
             }
             previous = Some(suffix);
+            if head.op == OP_PUT && head.value_tag == VALUE_OVERFLOW {
+                overflow_points.push(index as u32);
+            }
         }
+        segment.overflow_points = overflow_points;
         let mut previous_start: Option<&[u8]> = None;
         for index in 0..range_count {
             let at = segment.offset(&reader, point_count + index)?;
@@ -373,15 +383,13 @@ impl SegmentPage {
     /// The puts whose value lives off-tree: (index, sequence number, reference). Reads
     /// message headers only; nothing is allocated.
     pub fn overflow_puts(&self) -> impl Iterator<Item = (usize, u64, OverflowRef)> + '_ {
-        (0..self.point_count).filter_map(|index| {
+        self.overflow_points.iter().map(|&index| {
+            let index = index as usize;
             let (at, head) = self.point_header(index);
-            if head.op == OP_DELETE || head.value_tag != VALUE_OVERFLOW {
-                return None;
-            }
             let start = at + POINT_HEADER_BYTES + head.suffix_len.get() as usize;
             let end = start + head.value_len.get() as usize;
             let reference = bytemuck::pod_read_unaligned(&self.bytes[start..end]);
-            Some((index, head.seq.get(), reference))
+            (index, head.seq.get(), reference)
         })
     }
 

@@ -15,9 +15,9 @@ use thunderhead_disk::{Extent, PageId, PageStore};
 
 use crate::config::TREE_DEPTH_MAX;
 use crate::error::{Error, Result};
-use crate::node::{Fences, StoredRef};
+use crate::node::StoredRef;
 use crate::page::{OverflowRef, SegmentSlot, overflow_page_count};
-use crate::pager::Pager;
+use crate::pager::{LoadedNode, Pager};
 use crate::tree::view::{LeafView, NodeView, view_stored};
 use crate::value::{ValueStore, ValueStored};
 
@@ -25,12 +25,12 @@ use crate::value::{ValueStore, ValueStored};
 struct Parts {
     segments: Vec<SegmentSlot>,
     overflows: Vec<OverflowRef>,
-    /// Stored children with their fences.
-    children: Vec<(StoredRef, Fences)>,
+    /// Stored children.
+    children: Vec<StoredRef>,
     level: u8,
 }
 
-fn parts<S: PageStore>(pager: &Pager<S>, node: StoredRef, fences: &Fences) -> Result<Parts> {
+fn parts<S: PageStore>(pager: &Pager<S>, node: StoredRef) -> Result<Parts> {
     let mut parts = Parts {
         segments: Vec::new(),
         overflows: Vec::new(),
@@ -62,9 +62,7 @@ fn parts<S: PageStore>(pager: &Pager<S>, node: StoredRef, fences: &Fences) -> Re
                 let child = branch
                     .stored_child(index)
                     .expect("stored branches have stored children");
-                parts
-                    .children
-                    .push((child, branch.child_fences(index, fences)));
+                parts.children.push(child);
             }
         }
     }
@@ -125,28 +123,28 @@ pub(crate) fn commit_diff<S: PageStore>(
     let page_size = pager.limits().page_size_bytes;
     let mut referenced = HashSet::new();
     referenced.insert(new.page.0);
-    let mut stack = vec![(new, Fences::default(), None)];
-    while let Some((node, fences, level)) = stack.pop() {
+    let mut stack = vec![(new, None)];
+    while let Some((node, level)) = stack.pop() {
         if node.birth != birth {
             continue;
         }
-        let parts = parts(pager, node, &fences)?;
+        let parts = parts(pager, node)?;
         check_level(node, parts.level, level)?;
         referenced.extend(parts.segments.iter().map(|slot| slot.page.get()));
         referenced.extend(parts.overflows.iter().map(|reference| reference.page().0));
         let level = child_level(node, &parts)?;
-        for (child, child_fences) in parts.children {
+        for child in parts.children {
             referenced.insert(child.page.0);
-            stack.push((child, child_fences, level));
+            stack.push((child, level));
         }
     }
     let mut freed = Vec::new();
-    let mut stack = vec![(old, Fences::default(), None)];
-    while let Some((node, fences, level)) = stack.pop() {
+    let mut stack = vec![(old, None)];
+    while let Some((node, level)) = stack.pop() {
         if referenced.contains(&node.page.0) {
             continue;
         }
-        let parts = parts(pager, node, &fences)?;
+        let parts = parts(pager, node)?;
         check_level(node, parts.level, level)?;
         freed.push(Extent::new(node.page, 1));
         for slot in &parts.segments {
@@ -160,8 +158,8 @@ pub(crate) fn commit_diff<S: PageStore>(
             }
         }
         let level = child_level(node, &parts)?;
-        for (child, child_fences) in parts.children {
-            stack.push((child, child_fences, level));
+        for child in parts.children {
+            stack.push((child, level));
         }
     }
     freed.sort();
@@ -188,14 +186,14 @@ pub(crate) fn verify_recent<S: PageStore>(
     recent: &HashSet<u64>,
 ) -> Result<u64> {
     let mut verified = 0;
-    let mut stack = vec![(root, Fences::default(), None)];
-    while let Some((node, fences, level)) = stack.pop() {
+    let mut stack = vec![(root, None)];
+    while let Some((node, level)) = stack.pop() {
         if !recent.contains(&node.page.0) {
             continue;
         }
         // Loading checks the node (and each segment) against the checksum its parent
         // recorded, and validates its structure.
-        let parts = parts(pager, node, &fences)?;
+        let parts = parts(pager, node)?;
         check_level(node, parts.level, level)?;
         verified += 1 + parts.segments.len() as u64;
         for reference in &parts.overflows {
@@ -205,8 +203,8 @@ pub(crate) fn verify_recent<S: PageStore>(
             }
         }
         let level = child_level(node, &parts)?;
-        for (child, child_fences) in parts.children {
-            stack.push((child, child_fences, level));
+        for child in parts.children {
+            stack.push((child, level));
         }
     }
     Ok(verified)
@@ -250,7 +248,7 @@ fn targets(parts: &Parts, page_size: usize) -> Vec<Target> {
             .iter()
             .map(|reference| Target::Extent(overflow_extent(reference, page_size))),
     );
-    targets.extend(parts.children.iter().map(|(child, _)| Target::Node(*child)));
+    targets.extend(parts.children.iter().map(|child| Target::Node(*child)));
     targets
 }
 
@@ -311,12 +309,11 @@ pub(crate) fn shared_diff<S: PageStore>(
         if !visited.insert(node.page.0) {
             continue;
         }
-        let parts = parts(pager, node, &Fences::default())?;
+        let parts = parts(pager, node)?;
         check_level(node, parts.level, level)?;
         let child_level = child_level(node, &parts)?;
         for target in targets(&parts, page_size) {
             *delta.entry(target.start()).or_default() += 1;
-            what.insert(target.start(), target);
             if let Target::Node(child) = target
                 && fresh.contains(&child.page.0)
             {
@@ -329,10 +326,14 @@ pub(crate) fn shared_diff<S: PageStore>(
     let mut levels: HashMap<u64, Option<u8>> = HashMap::new();
     for root in old_roots {
         if delta.get(&root.page.0).copied().unwrap_or(0) < 0 {
-            let parts = parts(pager, *root, &Fences::default())?;
-            check_level(*root, parts.level, None)?;
+            // Only the level is needed now: the header, not the journal.
+            let level = match pager.load_node(*root)? {
+                LoadedNode::Leaf(_) => 0,
+                LoadedNode::Branch(branch) => branch.level(),
+            };
+            check_level(*root, level, None)?;
             levels.insert(root.page.0, None);
-            queue.push((i32::from(parts.level), root.page.0));
+            queue.push((i32::from(level), root.page.0));
         }
     }
     // (references before, references after) of every page decided.
@@ -358,24 +359,38 @@ pub(crate) fn shared_diff<S: PageStore>(
             continue;
         }
         let change = delta.get(&page).copied().unwrap_or(0);
+        if change == 0 {
+            // As many references gained as lost (a child the rewritten parent kept).
+            continue;
+        }
         let (before, after) = count_of(page, change, &mut extra_of)?;
         decided.insert(page, (before, after));
         if after > 0 {
             continue;
         }
-        let target = what[&page];
+        let Some(&target) = what.get(&page) else {
+            return Err(Error::Invariant {
+                location: PageId(page).to_string(),
+                reason: "a page lost a reference before it was known".into(),
+            });
+        };
         if !fresh.contains(&page) {
             freed.push(target.extent());
         }
         let Target::Node(node) = target else {
             continue;
         };
-        let parts = parts(pager, node, &Fences::default())?;
+        let parts = parts(pager, node)?;
         check_level(node, parts.level, levels.get(&page).copied().flatten())?;
         let child_level = child_level(node, &parts)?;
         for target in targets(&parts, page_size) {
             let start = target.start();
-            *delta.entry(start).or_default() -= 1;
+            let change = delta.entry(start).or_default();
+            *change -= 1;
+            if *change >= 0 {
+                // Still referred to as often as before, or more: nothing to decide here.
+                continue;
+            }
             what.entry(start).or_insert(target);
             let rank = match target {
                 Target::Node(_) => {
@@ -391,6 +406,9 @@ pub(crate) fn shared_diff<S: PageStore>(
     let mut referenced = HashSet::new();
     let mut extra = Vec::new();
     for (&page, &change) in &delta {
+        if change == 0 {
+            continue;
+        }
         let (before, after) = match decided.get(&page) {
             Some(&counts) => counts,
             None => count_of(page, change, &mut extra_of)?,
@@ -440,7 +458,7 @@ pub(crate) fn reference_counts<S: PageStore>(
         *count += 1;
     }
     while let Some((node, level)) = stack.pop() {
-        let parts = parts(pager, node, &Fences::default())?;
+        let parts = parts(pager, node)?;
         check_level(node, parts.level, level)?;
         extents.push(Extent::new(node.page, 1));
         let child_level = child_level(node, &parts)?;
