@@ -190,12 +190,35 @@ impl<S: PageStore> Pager<S> {
         Ok(segment)
     }
 
-    /// Allocates an extent for `bytes` (a whole number of pages) and writes it.
-    pub(crate) fn write_extent(&self, bytes: Vec<u8>) -> Result<PageId> {
-        self.write_shared(PageBytes::new(bytes))
+    /// Writes a node or journal segment the writer just encoded (checksum `checksum`) and
+    /// keeps its view in the cache: the next commit reads the root, its newest segment
+    /// and the catalog again, and would otherwise read back and re-check what it wrote.
+    pub(crate) fn write_cached(&self, bytes: Vec<u8>, checksum: u32) -> Result<PageId> {
+        let bytes = PageBytes::new(bytes);
+        let size = bytes.len();
+        let start = self.write_shared(bytes.clone())?;
+        // Parsing what we encoded cannot fail; if it did, the page is simply not cached
+        // and a later read reports it.
+        let cached = match bytes.first() {
+            Some(1) => LeafPage::parse(start, bytes)
+                .ok()
+                .map(|page| CachedPage::Leaf(Arc::new(page))),
+            Some(2) => BranchPage::parse(start, bytes)
+                .ok()
+                .map(|page| CachedPage::Branch(Arc::new(page))),
+            Some(3) => SegmentPage::parse(start, bytes)
+                .ok()
+                .map(|page| CachedPage::Segment(Arc::new(page))),
+            _ => None,
+        };
+        if let Some(cached) = cached {
+            self.cache.insert(start, checksum, cached, size);
+        }
+        Ok(start)
     }
 
-    /// [`Pager::write_extent`] for bytes already shared (a large value, built in place).
+    /// Allocates and writes an extent of bytes already shared (a large value, built in
+    /// place).
     fn write_shared(&self, bytes: PageBytes) -> Result<PageId> {
         let page_count = (bytes.len() / self.limits.page_size_bytes) as u64;
         let start = self.space().allocate(page_count);

@@ -59,6 +59,10 @@ pub struct FreeSpace {
     /// Runs written by commits since the last durable one: all a crash can have lost or
     /// torn, so all recovery must verify before trusting the version.
     recent: Vec<Extent>,
+    /// Pending runs freed at or before this revision have been compared with `recent`
+    /// (in memory only). A pending run cannot be written, so one found not recent stays
+    /// so until the durable revision passes it; comparing again would only cost time.
+    recent_checked: u64,
 }
 
 impl FreeSpace {
@@ -147,11 +151,16 @@ impl FreeSpace {
         }
         // The runs waiting only for durability are few (what the commits since the last
         // durable one freed); the recent list can be long, so it is scanned, not hashed.
+        let from = (limit + 1).max(self.recent_checked.saturating_add(1));
+        if from > oldest_reader {
+            return;
+        }
         let candidates: HashSet<Extent> = self
             .pending
-            .range(limit + 1..=oldest_reader)
+            .range(from..=oldest_reader)
             .flat_map(|(_, extents)| extents.iter().copied())
             .collect();
+        self.recent_checked = self.recent_checked.max(oldest_reader);
         if candidates.is_empty() {
             return;
         }
@@ -162,7 +171,7 @@ impl FreeSpace {
             .copied()
             .collect();
         let mut freed = Vec::new();
-        for (_, extents) in self.pending.range_mut(limit + 1..=oldest_reader) {
+        for (_, extents) in self.pending.range_mut(from..=oldest_reader) {
             extents.retain(|extent| {
                 let written_since = recent.contains(extent);
                 if written_since {

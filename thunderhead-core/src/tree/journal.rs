@@ -227,7 +227,7 @@ pub(crate) fn write_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branch)
         .map(|(key, message): (&Vec<u8>, &PointMessage)| (key.as_slice(), message));
     let (bytes, checksum, used) = encode_segment(points, &buffer.ranges, limits.page_size_bytes);
     let page_count = (bytes.len() / limits.page_size_bytes) as u32;
-    let page = pager.write_extent(bytes)?;
+    let page = pager.write_cached(bytes, checksum)?;
     branch.segments.insert(
         0,
         SegmentSlot {

@@ -80,7 +80,7 @@ pub(crate) fn persist<S: PageStore>(
         }
     };
     let checksum = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    let page = pager.write_extent(bytes)?;
+    let page = pager.write_cached(bytes, checksum)?;
     let stored = StoredRef {
         page,
         checksum,
