@@ -150,26 +150,14 @@ impl FreeSpace {
             return;
         }
         // The runs waiting only for durability are few (what the commits since the last
-        // durable one freed); the recent list can be long, so it is scanned, not hashed.
+        // durable one freed, and each is compared once); the recent list can be long, so
+        // each is looked for in it rather than the list hashed.
         let from = (limit + 1).max(self.recent_checked.saturating_add(1));
         if from > oldest_reader {
             return;
         }
-        let candidates: HashSet<Extent> = self
-            .pending
-            .range(from..=oldest_reader)
-            .flat_map(|(_, extents)| extents.iter().copied())
-            .collect();
         self.recent_checked = self.recent_checked.max(oldest_reader);
-        if candidates.is_empty() {
-            return;
-        }
-        let recent: HashSet<Extent> = self
-            .recent
-            .iter()
-            .filter(|extent| candidates.contains(extent))
-            .copied()
-            .collect();
+        let recent = &self.recent;
         let mut freed = Vec::new();
         for (_, extents) in self.pending.range_mut(from..=oldest_reader) {
             extents.retain(|extent| {
@@ -180,9 +168,17 @@ impl FreeSpace {
                 !written_since
             });
         }
-        self.pending.retain(|_, extents| !extents.is_empty());
         if freed.is_empty() {
             return;
+        }
+        let emptied: Vec<u64> = self
+            .pending
+            .range(from..=oldest_reader)
+            .filter(|(_, extents)| extents.is_empty())
+            .map(|(&revision, _)| revision)
+            .collect();
+        for revision in emptied {
+            self.pending.remove(&revision);
         }
         let freed_set: HashSet<Extent> = freed.iter().copied().collect();
         // Reused, they will be noted again by the commit that writes them.
