@@ -396,7 +396,15 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
         let state = self.state.borrow_mut().take().expect("committed once");
         let begin = state.begin;
         let result = if state.catalog_written.is_empty() && state.arena_is_empty() {
-            Ok(self.db.revision())
+            // Nothing to write, but an immediate commit promises that what it read (the
+            // latest commit, maybe an eventual one) is durable when it returns.
+            let engine = &self.db.inner.engine;
+            let revision = engine.revision();
+            if durability == Durability::Immediate && engine.durable_revision() < revision {
+                self.db.sync().map(|()| revision)
+            } else {
+                Ok(revision)
+            }
         } else {
             match state.wait_for_locks(self.id, &self.db) {
                 Err(error) => Err(error),

@@ -320,6 +320,8 @@ fn touched(step: &Step) -> Vec<usize> {
 
 struct Open {
     txn: WriteTransaction<Store>,
+    /// The committed state it began from.
+    snapshot: Trees,
     view: Trees,
     /// Steps with their stamps and what each observed.
     log: Vec<(Step, u64, Seen)>,
@@ -369,6 +371,7 @@ fn run(ops: &[Op], spill_bytes: usize) -> Result<(), TestCaseError> {
                     let txn = db.begin_write().map_err(|e| fail("begin", e))?;
                     slots[*slot] = Some(Open {
                         txn,
+                        snapshot: committed.clone(),
                         view: committed.clone(),
                         log: Vec::new(),
                         since: Vec::new(),
@@ -397,18 +400,33 @@ fn run(ops: &[Op], spill_bytes: usize) -> Result<(), TestCaseError> {
                 let before = db.revision();
                 match open.txn.commit_with(durability) {
                     Ok(revision) => {
-                        let mut replay = committed.clone();
+                        prop_assert!(revision == before || revision == before + 1);
+                        // A transaction that changed nothing commits no revision and is
+                        // serialized where it read, at its snapshot; one that changed
+                        // something, at its commit point.
+                        let wrote = revision == before + 1;
+                        let mut replay = if wrote {
+                            committed.clone()
+                        } else {
+                            open.snapshot.clone()
+                        };
                         for (step, stamp, seen) in &open.log {
                             let again = model_step(&mut replay, step, *stamp);
                             prop_assert_eq!(
                                 &again,
                                 seen,
-                                "replaying {:?} at the commit point observes something else",
+                                "replaying {:?} where it is serialized observes something else",
                                 step
                             );
                         }
-                        prop_assert!(revision == before || revision == before + 1);
-                        committed = replay;
+                        if wrote {
+                            committed = replay;
+                        } else {
+                            prop_assert!(
+                                same(&replay, &open.snapshot),
+                                "a commit without a revision changed something"
+                            );
+                        }
                         let touched_here: Vec<usize> = open
                             .log
                             .iter()
@@ -463,7 +481,7 @@ proptest! {
         cases: std::env::var("THUNDERHEAD_MODEL_CASES")
             .ok()
             .and_then(|cases| cases.parse().ok())
-            .unwrap_or(64),
+            .unwrap_or(256),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

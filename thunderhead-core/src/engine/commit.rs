@@ -115,7 +115,7 @@ pub(super) fn commit<S: PageStore>(
     for extent in diff.freed.into_iter().chain(shared.freed) {
         next.defer(revision, extent);
     }
-    let meta = publish(
+    let published = publish(
         &pager,
         &mut next,
         base.free_space_extent(),
@@ -126,7 +126,16 @@ pub(super) fn commit<S: PageStore>(
             durability,
             reusable,
         },
-    )?;
+    );
+    let (meta, page) = match published {
+        Ok(published) => published,
+        Err(error) => {
+            drop(space);
+            // Best effort: if this fails too the slot stays suspect until a sync.
+            let _ = engine.restore_latest_slot();
+            return Err(error);
+        }
+    };
     if durability == Durability::Immediate {
         next.clear_recent();
     }
@@ -134,6 +143,8 @@ pub(super) fn commit<S: PageStore>(
     drop(space);
     let mut state = engine.lock_state();
     state.meta = meta;
+    state.latest_page = page;
+    state.slot_suspect = false;
     state.default = default;
     // With `meta`, under the state lock: new readers pin the revision they read.
     engine.shared.pins.publish(revision);
@@ -162,7 +173,7 @@ pub(super) fn publish<S: PageStore>(
     next: &mut FreeSpace,
     old_space: Option<Extent>,
     version: Published,
-) -> Result<Meta> {
+) -> Result<(Meta, PageBytes)> {
     let store = pager.store();
     let page_size = store.page_size();
     let Published {
@@ -214,12 +225,12 @@ pub(super) fn publish<S: PageStore>(
         free_space,
         snapshots: ExtentRoot::default(),
     };
-    let page = meta.encode(page_size, inline.as_deref());
-    resolve(store.write(META_PAGES[slot], PageBytes::new(page)))?;
+    let page = PageBytes::new(meta.encode(page_size, inline.as_deref()));
+    resolve(store.write(META_PAGES[slot], page.clone()))?;
     if durability == Durability::Immediate {
         resolve(store.sync())?;
     }
-    Ok(meta)
+    Ok((meta, page))
 }
 
 impl<S: PageStore> Engine<S> {
@@ -244,13 +255,23 @@ impl<S: PageStore> Engine<S> {
             durability: Durability::Immediate,
             reusable,
         };
-        let meta = publish(&pager, &mut next, base.free_space_extent(), published)?;
+        let (meta, page) = match publish(&pager, &mut next, base.free_space_extent(), published)
+        {
+            Ok(published) => published,
+            Err(error) => {
+                drop(space);
+                let _ = self.restore_latest_slot();
+                return Err(error);
+            }
+        };
         next.clear_recent();
         *space = next;
         drop(space);
         {
             let mut state = self.lock_state();
             state.meta = meta;
+            state.latest_page = page;
+            state.slot_suspect = false;
             self.shared.pins.publish(meta.revision);
             state.durable = meta.revision;
             state.durable_slot = slot;

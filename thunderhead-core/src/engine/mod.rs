@@ -15,7 +15,7 @@ mod verify;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use thunderhead_disk::{Meta, PageStore, TreeRoot};
+use thunderhead_disk::{Meta, PageBytes, PageStore, TreeRoot};
 
 use crate::error::{Error, Result};
 use crate::pager::Pager;
@@ -90,6 +90,12 @@ struct State {
     durable: u64,
     /// Which meta slot holds the durable commit: commits write the other one.
     durable_slot: usize,
+    /// The meta page of the latest commit, as written.
+    latest_page: PageBytes,
+    /// A commit or compaction failed after it may have written the other slot: that
+    /// slot may no longer hold the latest commit, which must be written there again
+    /// before a sync may declare it durable.
+    slot_suspect: bool,
 }
 
 impl State {
@@ -219,6 +225,9 @@ impl<S: PageStore> Engine<S> {
 
     /// [`Engine::sync`] for the holder of the writer lock.
     fn sync_held(&self) -> Result<()> {
+        if self.lock_state().slot_suspect {
+            self.restore_latest_slot()?;
+        }
         thunderhead_disk::resolve(self.shared.pager.store().sync())?;
         self.shared.pager.space().clear_recent();
         let mut state = self.lock_state();
@@ -226,6 +235,27 @@ impl<S: PageStore> Engine<S> {
             state.durable = state.meta.revision;
             state.durable_slot = 1 - state.durable_slot;
         }
+        Ok(())
+    }
+}
+
+impl<S: PageStore> Engine<S> {
+    /// After a commit or compaction failed once it may have written the slot that holds
+    /// the latest (not yet durable) commit, writes that commit's meta page there again,
+    /// so the slot a later sync makes durable holds what memory says is the latest. For
+    /// the holder of the writer lock; until it succeeds the slot stays suspect.
+    pub(super) fn restore_latest_slot(&self) -> Result<()> {
+        let restore = {
+            let mut state = self.lock_state();
+            state.slot_suspect = true;
+            (state.durable != state.meta.revision)
+                .then(|| (1 - state.durable_slot, state.latest_page.clone()))
+        };
+        if let Some((slot, page)) = restore {
+            let store = self.shared.pager.store();
+            thunderhead_disk::resolve(store.write(thunderhead_disk::META_PAGES[slot], page))?;
+        }
+        self.lock_state().slot_suspect = false;
         Ok(())
     }
 }

@@ -73,12 +73,12 @@ impl<S: PageStore> Engine<S> {
                 durable: 0,
             },
         };
-        let meta = publish(&pager, &mut next, None, published)?;
+        let (meta, page) = publish(&pager, &mut next, None, published)?;
         // Revision 0 is durable: nothing written so far may be reused before it is freed
         // by a later durable commit.
         next.clear_recent();
         *pager.space() = next;
-        Ok(Self::assemble(pager, meta, default, 0, Vec::new()))
+        Ok(Self::assemble(pager, meta, page, default, 0, Vec::new()))
     }
 
     /// Opens a store, recovering the last committed version a crash left whole.
@@ -132,12 +132,17 @@ impl<S: PageStore> Engine<S> {
         space.clear_recent();
         space.track_fresh();
         *pager.space() = space;
-        Ok(Self::assemble(pager, meta, default, slot, rejected))
+        let page = slots[slot]
+            .bytes
+            .clone()
+            .ok_or_else(|| not_a_store("the chosen meta slot was not read"))?;
+        Ok(Self::assemble(pager, meta, page, default, slot, rejected))
     }
 
     fn assemble(
         pager: Arc<Pager<S>>,
         meta: Meta,
+        latest_page: PageBytes,
         default: Version,
         slot: usize,
         rejected: Vec<String>,
@@ -151,6 +156,8 @@ impl<S: PageStore> Engine<S> {
                     default,
                     durable: meta.revision,
                     durable_slot: slot,
+                    latest_page,
+                    slot_suspect: false,
                 }),
                 pins: Pins::new(meta.revision),
                 writer: Mutex::new(()),

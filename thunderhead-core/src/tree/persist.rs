@@ -28,8 +28,11 @@ pub(crate) fn settle<S: PageStore>(
     compact_journal(pager, branch)?;
     drain(pager, branch, fences)?;
     for index in 0..branch.children.len() {
-        let child_fences = branch.child_fences(index, fences);
-        settle(pager, &mut branch.children[index].node, &child_fences)?;
+        // Stored children are settled already; their fences cost a pivot copy each.
+        if matches!(branch.children[index].node, NodeRef::Transient(_)) {
+            let child_fences = branch.child_fences(index, fences);
+            settle(pager, &mut branch.children[index].node, &child_fences)?;
+        }
     }
     fix_children(pager, branch, fences)?;
     // Handing a child its messages for a merge or split cuts range messages that
@@ -54,9 +57,14 @@ pub(crate) fn persist<S: PageStore>(
         Node::Branch(branch) => {
             let mut slots = Vec::with_capacity(branch.children.len());
             for index in 0..branch.children.len() {
-                let child_fences = branch.child_fences(index, fences);
-                let child = &mut branch.children[index];
-                let stored = persist(pager, &mut child.node, &child_fences, birth)?;
+                let stored = match &branch.children[index].node {
+                    NodeRef::Stored(stored) => *stored,
+                    NodeRef::Transient(_) => {
+                        let child_fences = branch.child_fences(index, fences);
+                        persist(pager, &mut branch.children[index].node, &child_fences, birth)?
+                    }
+                };
+                let child = &branch.children[index];
                 slots.push(ChildSlot {
                     page: stored.page.0.into(),
                     checksum: stored.checksum.into(),
