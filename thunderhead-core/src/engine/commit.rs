@@ -255,8 +255,7 @@ impl<S: PageStore> Engine<S> {
             durability: Durability::Immediate,
             reusable,
         };
-        let (meta, page) = match publish(&pager, &mut next, base.free_space_extent(), published)
-        {
+        let (meta, page) = match publish(&pager, &mut next, base.free_space_extent(), published) {
             Ok(published) => published,
             Err(error) => {
                 drop(space);

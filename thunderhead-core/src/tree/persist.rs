@@ -61,7 +61,12 @@ pub(crate) fn persist<S: PageStore>(
                     NodeRef::Stored(stored) => *stored,
                     NodeRef::Transient(_) => {
                         let child_fences = branch.child_fences(index, fences);
-                        persist(pager, &mut branch.children[index].node, &child_fences, birth)?
+                        persist(
+                            pager,
+                            &mut branch.children[index].node,
+                            &child_fences,
+                            birth,
+                        )?
                     }
                 };
                 let child = &branch.children[index];
