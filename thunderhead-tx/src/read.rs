@@ -133,6 +133,14 @@ impl<'t, S: PageStore> ReadTree<'t, S> {
     /// ```
     pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
         let key = [self.prefix.as_slice(), key].concat();
+        // As for writes: a key no tree can hold is a mistake worth reporting.
+        let max = self.snapshot.pager().limits().key_bytes_max;
+        if key.len() > max {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max,
+            });
+        }
         Ok(self.snapshot.get(&key)?)
     }
 

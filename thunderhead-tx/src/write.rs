@@ -875,8 +875,8 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
         self.txn
             .wait_for_lock(&self.tree_name(), &KeyRange::point(&key))?;
         let mut state = self.state()?;
-        state.arena.put(self.local, &key, value);
-        state.locals[self.local as usize].written.insert_key(&key);
+        // A full arena spills before the write, so a failed spill leaves the write
+        // undone (and the arena as it was) rather than done but reported as failed.
         if state.arena.bytes() > self.txn.db.inner.options.spill_bytes {
             let inner = &self.txn.db.inner;
             let state = &mut *state;
@@ -888,6 +888,8 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
                 spill.absorb(&mut state.arena)?;
             }
         }
+        state.arena.put(self.local, &key, value);
+        state.locals[self.local as usize].written.insert_key(&key);
         Ok(())
     }
 
@@ -929,10 +931,11 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
         }
         self.txn.wait_for_lock(&self.tree_name(), &range)?;
         let mut state = self.state()?;
-        state.arena.remove_range(self.local, &range);
+        // The spill first: if it fails, nothing of the removal is done.
         if let Some(spill) = &state.spill {
             spill.remove_range(self.local, &range)?;
         }
+        state.arena.remove_range(self.local, &range);
         let local = &mut state.locals[self.local as usize];
         local.written.insert_range(range.clone());
         local.cleared.push(range);

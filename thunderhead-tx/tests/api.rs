@@ -356,6 +356,7 @@ fn bad_input_is_a_typed_error() {
         tree.get(&[1; 600]),
         Err(Error::KeyTooLarge { .. })
     ));
+
     assert!(matches!(
         tree.prefix(&[2; 500]).insert(&[1; 100], b""),
         Err(Error::KeyTooLarge { .. })
@@ -490,4 +491,27 @@ fn eventual_commits_do_not_sync() {
     assert_eq!(db.engine().pager().store().stats().syncs, before);
     db.sync().unwrap();
     assert_eq!(db.engine().pager().store().stats().syncs, before + 1);
+}
+
+#[test]
+fn reads_refuse_keys_no_tree_can_hold() {
+    let db = Database::in_memory(Options {
+        page_size: 4096,
+        ..Options::default()
+    })
+    .unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_tree(b"t").unwrap().insert(b"k", b"v").unwrap();
+    txn.commit().unwrap();
+    let read = db.begin_read();
+    let tree = read.open_tree(b"t").unwrap();
+    assert!(matches!(
+        tree.get(&[1; 600]),
+        Err(Error::KeyTooLarge { .. })
+    ));
+    assert!(matches!(
+        tree.prefix(&[2; 500]).get(&[1; 100]),
+        Err(Error::KeyTooLarge { .. })
+    ));
+    assert!(tree.get(&[1; 512]).unwrap().is_none());
 }
