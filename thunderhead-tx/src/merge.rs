@@ -1,11 +1,13 @@
 //! A write transaction's view of a range: its pending writes (arena and spill) merged
 //! over its snapshot of the tree, in key order from either end.
 //!
-//! The iterator owns everything it reads from, so it neither borrows the transaction
-//! (which may go on writing while it runs; it sees the transaction as it was when the
-//! range was asked for) nor holds a lock. It works in chunks: each step reads up to a
-//! chunk of entries from the snapshot and from the spill, merges every key up to the
-//! last one both could vouch for, and narrows the remaining range past it.
+//! The iterator owns what it reads from and holds no lock; it borrows the transaction
+//! only to note what it reads, so the transaction may go on writing while it runs (it
+//! sees the transaction as it was when the range was asked for). It works in chunks:
+//! each step reads up to a chunk of entries from the snapshot and from the spill, merges
+//! every key up to the last one both could vouch for, notes that span as read, and
+//! narrows the remaining range past it. A transaction that stops early has read only
+//! what it was shown.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
@@ -14,9 +16,11 @@ use std::sync::Arc;
 use thunderhead_core::{Pager, Reader, Snapshot, ValueBytes, Version};
 use thunderhead_disk::{FileStore, PageStore};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::KeyRange;
 use crate::spill::{Spilled, spilled_chunk};
+use crate::store::Store;
+use crate::write::WriteTransaction;
 
 const CHUNK: usize = 256;
 
@@ -30,6 +34,15 @@ pub(crate) struct Sources<S: PageStore> {
     pub spill: Option<(Reader<FileStore>, u32)>,
     /// In-memory pending writes within the range.
     pub pending: BTreeMap<Vec<u8>, Option<ValueBytes>>,
+}
+
+/// Where a range notes what it read of the committed tree: the transaction, the base
+/// tree's name, and the revision the range reads (the transaction may move on to a
+/// newer one while it runs, by waiting for a lock).
+pub(crate) struct Recorder<'t, S: PageStore + 'static> {
+    pub txn: &'t WriteTransaction<S>,
+    pub tree: Vec<u8>,
+    pub revision: u64,
 }
 
 /// Entries of a write transaction's tree in a range, with its pending writes, from
@@ -47,8 +60,11 @@ pub(crate) struct Sources<S: PageStore> {
 /// assert_eq!(range.count(), 2);
 /// # Ok::<(), thunderhead_tx::Error>(())
 /// ```
-pub struct WriteRange<S: PageStore> {
+pub struct WriteRange<'t, S: PageStore + 'static = Store> {
     sources: Sources<S>,
+    /// Notes each span as it is read, so a transaction that stops early has read (and
+    /// can conflict on) only what it saw.
+    recorder: Option<Recorder<'t, S>>,
     base: Option<Snapshot<S>>,
     /// What is left to read: neither end's buffer holds anything in it.
     rest: KeyRange,
@@ -61,8 +77,13 @@ pub struct WriteRange<S: PageStore> {
     failed: bool,
 }
 
-impl<S: PageStore> WriteRange<S> {
-    pub(crate) fn new(sources: Sources<S>, range: KeyRange, strip: usize) -> Self {
+impl<'t, S: PageStore + 'static> WriteRange<'t, S> {
+    pub(crate) fn new(
+        sources: Sources<S>,
+        recorder: Option<Recorder<'t, S>>,
+        range: KeyRange,
+        strip: usize,
+    ) -> Self {
         let base = sources
             .base
             .as_ref()
@@ -70,6 +91,7 @@ impl<S: PageStore> WriteRange<S> {
         let exhausted = range.is_empty();
         Self {
             sources,
+            recorder,
             base,
             rest: range,
             exhausted,
@@ -83,6 +105,15 @@ impl<S: PageStore> WriteRange<S> {
     /// Reads the next chunk from one end into that end's buffer.
     fn fill(&mut self, forward: bool) -> Result<()> {
         while !self.exhausted {
+            if let Some(recorder) = &self.recorder
+                && recorder.txn.revision() != recorder.revision
+            {
+                return Err(Error::Conflict {
+                    reason: "the transaction moved on to a newer commit (it waited for a \
+                             lock) while this range was being read"
+                        .into(),
+                });
+            }
             let base: Vec<(Vec<u8>, ValueBytes)> = match &self.base {
                 Some(snapshot) => {
                     let mut range = snapshot.range::<[u8], _>(self.rest.as_refs());
@@ -133,6 +164,9 @@ impl<S: PageStore> WriteRange<S> {
                     end: self.rest.end.clone(),
                 },
             };
+            if let Some(recorder) = &self.recorder {
+                recorder.txn.record_read(&recorder.tree, span.clone());
+            }
             let mut merged: BTreeMap<Vec<u8>, Option<ValueBytes>> = BTreeMap::new();
             for (key, value) in base {
                 if span.contains(&key)
@@ -200,7 +234,7 @@ impl<S: PageStore> WriteRange<S> {
     }
 }
 
-impl<S: PageStore> Iterator for WriteRange<S> {
+impl<S: PageStore + 'static> Iterator for WriteRange<'_, S> {
     type Item = Result<(Vec<u8>, ValueBytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -208,7 +242,7 @@ impl<S: PageStore> Iterator for WriteRange<S> {
     }
 }
 
-impl<S: PageStore> DoubleEndedIterator for WriteRange<S> {
+impl<S: PageStore + 'static> DoubleEndedIterator for WriteRange<'_, S> {
     fn next_back(&mut self) -> Option<Self::Item> {
         self.step(false)
     }

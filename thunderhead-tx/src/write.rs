@@ -26,7 +26,7 @@ use crate::database::{Database, check_tree_name};
 use crate::error::{Error, Result};
 use crate::footprint::{Footprint, KeySet};
 use crate::keys::KeyRange;
-use crate::merge::{Sources, WriteRange};
+use crate::merge::{Recorder, Sources, WriteRange};
 use crate::spill::{Spill, for_each_spilled};
 use crate::store::Store;
 
@@ -434,6 +434,11 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
         self.db.inner.locks.release(self.id);
     }
 
+    /// Notes that this transaction read `range` of the committed tree `tree`.
+    pub(crate) fn record_read(&self, tree: &[u8], range: KeyRange) {
+        self.state().reads.tree(tree).insert_range(range);
+    }
+
     /// Continues from the latest commit, if nothing read so far has changed since.
     fn rebase(&self) -> Result<()> {
         let mut state = self.state();
@@ -779,16 +784,18 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
     pub fn range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(
         &self,
         range: R,
-    ) -> Result<WriteRange<S>> {
+    ) -> Result<WriteRange<'t, S>> {
         let range = KeyRange::from_bounds(&range).under(&self.prefix);
         self.txn.wait_for_lock(&self.tree_name(), &range)?;
-        let mut state = self.state()?;
+        let state = self.state()?;
         let local = &state.locals[self.local as usize];
         let base = local.base.clone();
         let cleared = local.cleared.clone();
-        if let Some((base, _)) = &base {
-            state.reads.tree(base).insert_range(range.clone());
-        }
+        let recorder = base.as_ref().map(|(base, _)| Recorder {
+            txn: self.txn,
+            tree: base.clone(),
+            revision: state.begin,
+        });
         let pending = state
             .arena
             .entries(self.local, &range)
@@ -804,7 +811,8 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
                 .map(|spill| (spill.reader(), self.local)),
             pending,
         };
-        Ok(WriteRange::new(sources, range, self.prefix.len()))
+        drop(state);
+        Ok(WriteRange::new(sources, recorder, range, self.prefix.len()))
     }
 
     /// Every entry, with this transaction's writes, in key order.
@@ -823,7 +831,7 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
     /// assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
     /// # Ok::<(), thunderhead_tx::Error>(())
     /// ```
-    pub fn iter(&self) -> Result<WriteRange<S>> {
+    pub fn iter(&self) -> Result<WriteRange<'t, S>> {
         self.range::<[u8], _>(..)
     }
 

@@ -515,3 +515,88 @@ fn reads_refuse_keys_no_tree_can_hold() {
     ));
     assert!(tree.get(&[1; 512]).unwrap().is_none());
 }
+
+#[test]
+fn a_range_conflicts_only_on_what_it_read() {
+    let db = Database::in_memory(Options::default()).unwrap();
+    let setup = db.begin_write().unwrap();
+    let tree = setup.open_tree(b"t").unwrap();
+    for index in 0..2000u32 {
+        tree.insert(format!("{index:05}").as_bytes(), b"v").unwrap();
+    }
+    drop(tree);
+    setup.commit().unwrap();
+
+    // Reads the first entry at or after "00100" only.
+    let reader = db.begin_write().unwrap();
+    let first = reader
+        .open_tree(b"t")
+        .unwrap()
+        .range(&b"00100"[..]..)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.0, b"00100");
+    reader
+        .open_tree(b"t")
+        .unwrap()
+        .insert(b"seen", &first.0)
+        .unwrap();
+    let far = db.begin_write().unwrap();
+    far.open_tree(b"t")
+        .unwrap()
+        .insert(b"01999", b"changed")
+        .unwrap();
+    far.commit().unwrap();
+    reader.commit().unwrap();
+
+    // A write inside what was read conflicts.
+    let reader = db.begin_write().unwrap();
+    let count = reader
+        .open_tree(b"t")
+        .unwrap()
+        .range(&b"00100"[..]..&b"00200"[..])
+        .unwrap()
+        .count();
+    assert_eq!(count, 100);
+    reader
+        .open_tree(b"t")
+        .unwrap()
+        .insert(b"count", b"100")
+        .unwrap();
+    let near = db.begin_write().unwrap();
+    near.open_tree(b"t")
+        .unwrap()
+        .insert(b"00150x", b"new")
+        .unwrap();
+    near.commit().unwrap();
+    assert!(matches!(reader.commit(), Err(Error::Conflict { .. })));
+}
+
+#[test]
+fn a_range_read_across_a_lock_wait_is_a_conflict_not_stale_data() {
+    let db = Database::in_memory(Options::default()).unwrap();
+    let setup = db.begin_write().unwrap();
+    let tree = setup.open_tree(b"t").unwrap();
+    for index in 0..1000u32 {
+        tree.insert(format!("{index:05}").as_bytes(), b"v").unwrap();
+    }
+    drop(tree);
+    setup.commit().unwrap();
+    let txn = db.begin_write().unwrap();
+    let tree = txn.open_tree(b"t").unwrap();
+    let mut range = tree.iter().unwrap();
+    assert!(range.next().unwrap().is_ok());
+    // Taking a lock moves the transaction to the latest commit; the range read the old one.
+    let other = db.begin_write().unwrap();
+    other
+        .open_tree(b"t")
+        .unwrap()
+        .insert(b"00999", b"changed")
+        .unwrap();
+    other.commit().unwrap();
+    txn.lock_range(b"other", &b"a"[..]..&b"b"[..]).unwrap();
+    let rest: Result<Vec<_>, _> = range.collect();
+    assert!(matches!(rest, Err(Error::Conflict { .. })));
+}
