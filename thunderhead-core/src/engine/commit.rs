@@ -32,8 +32,7 @@ pub(super) fn commit<S: PageStore>(
     let pager = engine.shared.pager.clone();
     let revision = base.revision + 1;
     // Each touched tree's root before and after; the catalog learns the changed ones.
-    let mut old_roots = Vec::new();
-    let mut new_roots = Vec::new();
+    let mut changes = Vec::new();
     let mut entries: Vec<(Vec<u8>, Option<Version>)> = Vec::new();
     let mut default = None;
     for (name, tree) in trees {
@@ -48,8 +47,10 @@ pub(super) fn commit<S: PageStore>(
         if old == new {
             continue;
         }
-        old_roots.extend(old.map(|version| version.root_ref()));
-        new_roots.extend(new.map(|version| version.root_ref()));
+        changes.push((
+            old.map(|version| version.root_ref()),
+            new.map(|version| version.root_ref()),
+        ));
         entries.push((name, new));
     }
     let default = default.ok_or_else(|| Error::TreeNotFound { name: Vec::new() })?;
@@ -71,9 +72,7 @@ pub(super) fn commit<S: PageStore>(
         .iter()
         .map(|extent| extent.start.0)
         .collect();
-    let shared = shared_diff(&pager, &old_roots, &new_roots, &fresh, |page| {
-        catalog.extra(page)
-    })?;
+    let shared = shared_diff(&pager, &changes, &fresh, |page| catalog.extra(page))?;
     for (name, version) in entries {
         let key = catalog::tree_key(&name);
         match version {

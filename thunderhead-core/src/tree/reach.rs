@@ -280,31 +280,100 @@ pub(crate) struct SharedDiff {
 /// stopped using, as with [`commit_diff`].
 pub(crate) fn shared_diff<S: PageStore>(
     pager: &Pager<S>,
-    old_roots: &[StoredRef],
-    new_roots: &[StoredRef],
+    changes: &[(Option<StoredRef>, Option<StoredRef>)],
     fresh: &HashSet<u64>,
     mut extra_of: impl FnMut(u64) -> Result<u64>,
 ) -> Result<SharedDiff> {
     use std::collections::{BinaryHeap, HashMap};
 
     let page_size = pager.limits().page_size_bytes;
+    let old_roots: Vec<StoredRef> = changes.iter().filter_map(|(old, _)| *old).collect();
+    let new_roots: Vec<StoredRef> = changes.iter().filter_map(|(_, new)| *new).collect();
     let mut delta: HashMap<u64, i64> = HashMap::new();
     let mut what: HashMap<u64, Target> = HashMap::new();
-    for root in new_roots {
+    let mut as_root: HashMap<u64, u32> = HashMap::new();
+    for root in &new_roots {
         *delta.entry(root.page.0).or_default() += 1;
+        *as_root.entry(root.page.0).or_default() += 1;
         what.insert(root.page.0, Target::Node(*root));
     }
-    for root in old_roots {
+    for root in &old_roots {
         *delta.entry(root.page.0).or_default() -= 1;
+        *as_root.entry(root.page.0).or_default() += 1;
         what.insert(root.page.0, Target::Node(*root));
+    }
+    let mut visited = HashSet::new();
+    let mut stack: Vec<(StoredRef, Option<u8>)> = Vec::new();
+    // (references before, references after) of every page decided.
+    let mut decided: HashMap<u64, (u64, u64)> = HashMap::new();
+    let mut freed = Vec::new();
+    let mut lost: Vec<(Target, Option<u8>)> = Vec::new();
+    let mut paired: Vec<u64> = Vec::new();
+    // The usual commit rewrites a tree's root in place: the old root, which only this
+    // tree refers to, is freed, and the new one takes over most of its parts. Comparing
+    // the two part lists directly leaves out everything they share, so the maps below
+    // hold what differs, not every child of the root twice.
+    for (old, new) in changes {
+        let (Some(old), Some(new)) = (*old, *new) else {
+            continue;
+        };
+        let replaced_alone = old.page != new.page
+            && fresh.contains(&new.page.0)
+            && !fresh.contains(&old.page.0)
+            && as_root.get(&old.page.0) == Some(&1)
+            && as_root.get(&new.page.0) == Some(&1);
+        if !replaced_alone || extra_of(old.page.0)? != 0 {
+            continue;
+        }
+        let old_parts = parts(pager, old)?;
+        let new_parts = parts(pager, new)?;
+        check_level(old, old_parts.level, None)?;
+        check_level(new, new_parts.level, None)?;
+        if old_parts.level != new_parts.level {
+            continue;
+        }
+        let child_level = child_level(new, &new_parts)?;
+        let mut old_targets = targets(&old_parts, page_size);
+        let mut new_targets = targets(&new_parts, page_size);
+        old_targets.sort_by_key(Target::start);
+        new_targets.sort_by_key(Target::start);
+        let (mut o, mut n) = (0, 0);
+        while o < old_targets.len() || n < new_targets.len() {
+            let old_start = old_targets.get(o).map(Target::start);
+            let new_start = new_targets.get(n).map(Target::start);
+            match (old_start, new_start) {
+                (Some(a), Some(b)) if a == b => {
+                    o += 1;
+                    n += 1;
+                }
+                (Some(a), b) if b.is_none_or(|b| a < b) => {
+                    lost.push((old_targets[o], child_level));
+                    o += 1;
+                }
+                _ => {
+                    let target = new_targets[n];
+                    *delta.entry(target.start()).or_default() += 1;
+                    if let Target::Node(child) = target
+                        && fresh.contains(&child.page.0)
+                    {
+                        stack.push((child, child_level));
+                    }
+                    n += 1;
+                }
+            }
+        }
+        visited.insert(new.page.0);
+        decided.insert(old.page.0, (1, 0));
+        paired.push(old.page.0);
+        freed.push(Extent::new(old.page, 1));
     }
     // What this writer wrote and the new version reaches.
-    let mut visited = HashSet::new();
-    let mut stack: Vec<(StoredRef, Option<u8>)> = new_roots
-        .iter()
-        .filter(|root| fresh.contains(&root.page.0))
-        .map(|root| (*root, None))
-        .collect();
+    stack.extend(
+        new_roots
+            .iter()
+            .filter(|root| fresh.contains(&root.page.0) && !visited.contains(&root.page.0))
+            .map(|root| (*root, None)),
+    );
     while let Some((node, level)) = stack.pop() {
         if !visited.insert(node.page.0) {
             continue;
@@ -321,10 +390,40 @@ pub(crate) fn shared_diff<S: PageStore>(
             }
         }
     }
+    // A paired old root was decided freed on the grounds that nothing else refers to it.
+    if let Some(page) = paired
+        .iter()
+        .find(|page| delta.get(page).copied() != Some(-1))
+    {
+        return Err(Error::Invariant {
+            location: PageId(*page).to_string(),
+            reason: "a replaced root is still referred to by this commit".into(),
+        });
+    }
     // Pages that lost references, highest level first; extents (no level) last.
     let mut queue: BinaryHeap<(i32, u64)> = BinaryHeap::new();
     let mut levels: HashMap<u64, Option<u8>> = HashMap::new();
-    for root in old_roots {
+    for (target, level) in lost {
+        let start = target.start();
+        let change = delta.entry(start).or_default();
+        *change -= 1;
+        if *change >= 0 {
+            continue;
+        }
+        what.entry(start).or_insert(target);
+        let rank = match target {
+            Target::Node(_) => {
+                levels.insert(start, level);
+                level.map_or(-1, i32::from)
+            }
+            Target::Extent(_) => -1,
+        };
+        queue.push((rank, start));
+    }
+    for root in &old_roots {
+        if decided.contains_key(&root.page.0) {
+            continue;
+        }
         if delta.get(&root.page.0).copied().unwrap_or(0) < 0 {
             // Only the level is needed now: the header, not the journal.
             let level = match pager.load_node(*root)? {
@@ -336,9 +435,6 @@ pub(crate) fn shared_diff<S: PageStore>(
             queue.push((i32::from(level), root.page.0));
         }
     }
-    // (references before, references after) of every page decided.
-    let mut decided: HashMap<u64, (u64, u64)> = HashMap::new();
-    let mut freed = Vec::new();
     let count_of = |page: u64, delta: i64, extra_of: &mut dyn FnMut(u64) -> Result<u64>| {
         let before = if fresh.contains(&page) {
             0
