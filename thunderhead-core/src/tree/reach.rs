@@ -335,8 +335,8 @@ pub(crate) fn shared_diff<S: PageStore>(
         let child_level = child_level(new, &new_parts)?;
         let mut old_targets = targets(&old_parts, page_size);
         let mut new_targets = targets(&new_parts, page_size);
-        old_targets.sort_by_key(Target::start);
-        new_targets.sort_by_key(Target::start);
+        old_targets.sort_unstable_by_key(Target::start);
+        new_targets.sort_unstable_by_key(Target::start);
         let (mut o, mut n) = (0, 0);
         while o < old_targets.len() || n < new_targets.len() {
             let old_start = old_targets.get(o).map(Target::start);
