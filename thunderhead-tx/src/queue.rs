@@ -43,9 +43,6 @@ struct Leading<'q, T, R> {
     queue: &'q GroupCommit<T, R>,
     tickets: Vec<u64>,
     results: Option<Vec<R>>,
-    /// Whether the leader keeps the lead after this batch (it steps down itself, under
-    /// the lock, once nothing waits); a batch whose processing panicked never keeps it.
-    stays: bool,
 }
 
 impl<T, R> Drop for Leading<'_, T, R> {
@@ -56,22 +53,11 @@ impl<T, R> Drop for Leading<'_, T, R> {
             let result = results.as_mut().and_then(Iterator::next);
             state.results.insert(ticket, result);
         }
-        if !self.stays {
-            state.leading = false;
-        }
+        state.leading = false;
         drop(state);
         self.queue.done.notify_all();
     }
 }
-
-/// Batches a leader commits before it hands over: while transactions keep arriving it
-/// goes on (a waiting member would only take a wake-up to do the same), but not for
-/// ever, since its own caller is waiting too. (Two under loom, so that its three
-/// submitters reach the hand-over.)
-#[cfg(not(loom))]
-const BATCHES_PER_LEADER: usize = 4;
-#[cfg(loom)]
-const BATCHES_PER_LEADER: usize = 2;
 
 impl<T, R> GroupCommit<T, R> {
     /// Submits `item` and returns its result, once a batch holding it has been
@@ -91,30 +77,17 @@ impl<T, R> GroupCommit<T, R> {
                 continue;
             }
             state.leading = true;
-            for led in 1..=BATCHES_PER_LEADER {
-                let (tickets, batch): (Vec<u64>, Vec<T>) =
-                    std::mem::take(&mut state.waiting).into_iter().unzip();
-                drop(state);
-                let mut leading = Leading {
-                    queue: self,
-                    tickets,
-                    results: None,
-                    stays: false,
-                };
-                leading.results = Some(process(batch));
-                leading.stays = led < BATCHES_PER_LEADER;
-                drop(leading);
-                state = lock(&self.state);
-                if led == BATCHES_PER_LEADER {
-                    break;
-                }
-                // Still the leader: nobody else can have started a batch.
-                if state.waiting.is_empty() {
-                    state.leading = false;
-                    self.done.notify_all();
-                    break;
-                }
-            }
+            let (tickets, batch): (Vec<u64>, Vec<T>) =
+                std::mem::take(&mut state.waiting).into_iter().unzip();
+            drop(state);
+            let mut leading = Leading {
+                queue: self,
+                tickets,
+                results: None,
+            };
+            leading.results = Some(process(batch));
+            drop(leading);
+            state = lock(&self.state);
         }
     }
 }
