@@ -102,31 +102,27 @@ fn bound_len(bound: &Bound<Vec<u8>>) -> usize {
     }
 }
 
-fn lower_start(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+/// The wider of two bounds on the same side: unbounded if either is, else the outer
+/// key, inclusive (a superset either way). `pick` chooses the outer of two keys.
+fn outer(
+    a: Bound<Vec<u8>>,
+    b: Bound<Vec<u8>>,
+    pick: fn(Vec<u8>, Vec<u8>) -> Vec<u8>,
+) -> Bound<Vec<u8>> {
     match (a, b) {
-        (Bound::Unbounded, _) | (_, Bound::Unbounded) => Bound::Unbounded,
-        (a, b) => {
-            let key = |bound: &Bound<Vec<u8>>| match bound {
-                Bound::Included(key) | Bound::Excluded(key) => key.clone(),
-                Bound::Unbounded => Vec::new(),
-            };
-            // Inclusive of the smaller key: a superset either way.
-            Bound::Included(key(&a).min(key(&b)))
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+            Bound::Included(pick(a, b))
         }
+        _ => Bound::Unbounded,
     }
 }
 
+fn lower_start(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    outer(a, b, std::cmp::min)
+}
+
 fn higher_end(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
-    match (a, b) {
-        (Bound::Unbounded, _) | (_, Bound::Unbounded) => Bound::Unbounded,
-        (a, b) => {
-            let key = |bound: &Bound<Vec<u8>>| match bound {
-                Bound::Included(key) | Bound::Excluded(key) => key.clone(),
-                Bound::Unbounded => Vec::new(),
-            };
-            Bound::Included(key(&a).max(key(&b)))
-        }
-    }
+    outer(a, b, std::cmp::max)
 }
 
 /// The keys of every tree, by name, and the tree names themselves.

@@ -33,13 +33,13 @@ impl Locks {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Waits while another owner holds a lock overlapping `range` of `tree`. Returns
-    /// whether it waited.
+    /// Waits while another owner holds a lock on `tree` whose range `touches`. Returns
+    /// whether it waited, and the table, still locked.
     fn wait_clear(
         &self,
         owner: u64,
         tree: &[u8],
-        range: &KeyRange,
+        touches: impl Fn(&KeyRange) -> bool,
         timeout: Duration,
     ) -> Result<(bool, MutexGuard<'_, Vec<Held>>)> {
         let deadline = Instant::now() + timeout;
@@ -48,7 +48,7 @@ impl Locks {
         loop {
             let blocked = held
                 .iter()
-                .any(|lock| lock.owner != owner && lock.tree == tree && lock.range.overlaps(range));
+                .any(|lock| lock.owner != owner && lock.tree == tree && touches(&lock.range));
             if !blocked {
                 return Ok((waited, held));
             }
@@ -67,7 +67,7 @@ impl Locks {
         }
     }
 
-    /// Waits until no other owner's lock covers any of `ranges`; whether it waited.
+    /// Waits until no other owner's lock on `tree` overlaps `range`; whether it waited.
     pub fn wait_for(
         &self,
         owner: u64,
@@ -75,10 +75,12 @@ impl Locks {
         range: &KeyRange,
         timeout: Duration,
     ) -> Result<bool> {
-        if self.count.load(Ordering::Acquire) == 0 {
+        if self.is_idle() {
             return Ok(false);
         }
-        Ok(self.wait_clear(owner, tree, range, timeout)?.0)
+        Ok(self
+            .wait_clear(owner, tree, |locked| locked.overlaps(range), timeout)?
+            .0)
     }
 
     /// Whether no lock is held at all (the common case, checked without the mutex).
@@ -94,30 +96,12 @@ impl Locks {
         keys: &crate::footprint::KeySet,
         timeout: Duration,
     ) -> Result<()> {
-        if self.count.load(Ordering::Acquire) == 0 {
+        if self.is_idle() {
             return Ok(());
         }
-        let deadline = Instant::now() + timeout;
-        let mut held = self.lock();
-        loop {
-            let blocked = held.iter().any(|lock| {
-                lock.owner != owner && lock.tree == tree && keys.overlaps_range(&lock.range)
-            });
-            if !blocked {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::LockTimeout {
-                    tree: tree.to_vec(),
-                });
-            }
-            held = self
-                .released
-                .wait_timeout(held, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+        let (_, _held) =
+            self.wait_clear(owner, tree, |locked| keys.overlaps_range(locked), timeout)?;
+        Ok(())
     }
 
     /// Takes a lock on `range` of `tree` for `owner`, waiting for others' overlapping
@@ -129,7 +113,8 @@ impl Locks {
         range: KeyRange,
         timeout: Duration,
     ) -> Result<bool> {
-        let (waited, mut held) = self.wait_clear(owner, tree, &range, timeout)?;
+        let (waited, mut held) =
+            self.wait_clear(owner, tree, |locked| locked.overlaps(&range), timeout)?;
         held.push(Held {
             owner,
             tree: tree.to_vec(),
@@ -141,7 +126,7 @@ impl Locks {
 
     /// Releases every lock `owner` holds.
     pub fn release(&self, owner: u64) {
-        if self.count.load(Ordering::Acquire) == 0 {
+        if self.is_idle() {
             return;
         }
         let mut held = self.lock();

@@ -404,21 +404,14 @@ pub(crate) fn shared_diff<S: PageStore>(
     let mut queue: BinaryHeap<(i32, u64)> = BinaryHeap::new();
     let mut levels: HashMap<u64, Option<u8>> = HashMap::new();
     for (target, level) in lost {
-        let start = target.start();
-        let change = delta.entry(start).or_default();
-        *change -= 1;
-        if *change >= 0 {
-            continue;
-        }
-        what.entry(start).or_insert(target);
-        let rank = match target {
-            Target::Node(_) => {
-                levels.insert(start, level);
-                level.map_or(-1, i32::from)
-            }
-            Target::Extent(_) => -1,
-        };
-        queue.push((rank, start));
+        lose_reference(
+            target,
+            level,
+            &mut delta,
+            &mut what,
+            &mut levels,
+            &mut queue,
+        );
     }
     for root in &old_roots {
         if decided.contains_key(&root.page.0) {
@@ -480,22 +473,14 @@ pub(crate) fn shared_diff<S: PageStore>(
         check_level(node, parts.level, levels.get(&page).copied().flatten())?;
         let child_level = child_level(node, &parts)?;
         for target in targets(&parts, page_size) {
-            let start = target.start();
-            let change = delta.entry(start).or_default();
-            *change -= 1;
-            if *change >= 0 {
-                // Still referred to as often as before, or more: nothing to decide here.
-                continue;
-            }
-            what.entry(start).or_insert(target);
-            let rank = match target {
-                Target::Node(_) => {
-                    levels.insert(start, child_level);
-                    child_level.map_or(-1, i32::from)
-                }
-                Target::Extent(_) => -1,
-            };
-            queue.push((rank, start));
+            lose_reference(
+                target,
+                child_level,
+                &mut delta,
+                &mut what,
+                &mut levels,
+                &mut queue,
+            );
         }
     }
     // Every other page whose count changed gained references only.
@@ -533,6 +518,34 @@ pub(crate) fn shared_diff<S: PageStore>(
         freed,
         extra,
     })
+}
+
+/// `target` (a node at `level`, or an extent) loses a reference. If it now has fewer
+/// than before, it waits in `queue`, ranked by level, to have its count decided; else
+/// it is still referred to as often as before, or more, and nothing is decided here.
+fn lose_reference(
+    target: Target,
+    level: Option<u8>,
+    delta: &mut std::collections::HashMap<u64, i64>,
+    what: &mut std::collections::HashMap<u64, Target>,
+    levels: &mut std::collections::HashMap<u64, Option<u8>>,
+    queue: &mut std::collections::BinaryHeap<(i32, u64)>,
+) {
+    let start = target.start();
+    let change = delta.entry(start).or_default();
+    *change -= 1;
+    if *change >= 0 {
+        return;
+    }
+    what.entry(start).or_insert(target);
+    let rank = match target {
+        Target::Node(_) => {
+            levels.insert(start, level);
+            level.map_or(-1, i32::from)
+        }
+        Target::Extent(_) => -1,
+    };
+    queue.push((rank, start));
 }
 
 /// Every distinct extent reachable from `roots` (each root once per entry in the
