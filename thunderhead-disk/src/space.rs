@@ -205,12 +205,11 @@ impl FreeSpace {
     }
 
     /// The runs allocated since tracking began, without ending the record.
-    pub fn fresh(&self) -> Vec<Extent> {
+    pub fn fresh(&self) -> impl Iterator<Item = Extent> + '_ {
         self.fresh
             .iter()
             .flatten()
             .map(|(&start, &page_count)| Extent::new(PageId(start), page_count))
-            .collect()
     }
 
     /// Whether `start` begins a run allocated since tracking began.

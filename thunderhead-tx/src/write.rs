@@ -395,7 +395,7 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
     pub fn commit_with(self, durability: Durability) -> Result<u64> {
         let state = self.state.borrow_mut().take().expect("committed once");
         let begin = state.begin;
-        let result = if state.catalog_written.is_empty() && state.arena_is_empty() {
+        let result = if state.writes_nothing() {
             // Nothing to write, but an immediate commit promises that what it read (the
             // latest commit, maybe an eventual one) is durable when it returns.
             let engine = &self.db.inner.engine;
@@ -497,8 +497,10 @@ impl<S: PageStore + 'static> Drop for WriteTransaction<S> {
 }
 
 impl<S: PageStore> TxState<S> {
-    fn arena_is_empty(&self) -> bool {
-        self.arena.len() == 0
+    /// Whether committing would change nothing: no name, no pending write, no removal.
+    fn writes_nothing(&self) -> bool {
+        self.catalog_written.is_empty()
+            && self.arena.len() == 0
             && self.spill.is_none()
             && self.locals.iter().all(|local| local.cleared.is_empty())
     }

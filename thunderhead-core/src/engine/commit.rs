@@ -66,12 +66,7 @@ pub(super) fn commit<S: PageStore>(
         }
         return Ok(base.revision);
     }
-    let fresh: HashSet<u64> = pager
-        .space()
-        .fresh()
-        .iter()
-        .map(|extent| extent.start.0)
-        .collect();
+    let fresh: HashSet<u64> = pager.space().fresh().map(|extent| extent.start.0).collect();
     let shared = shared_diff(&pager, &changes, &fresh, |page| catalog.extra(page))?;
     for (name, version) in entries {
         let key = catalog::tree_key(&name);

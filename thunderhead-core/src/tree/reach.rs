@@ -103,6 +103,20 @@ fn check_level(node: StoredRef, level: u8, expected: Option<u8>) -> Result<()> {
     ))
 }
 
+/// Sorted extents to free must not overlap: a page freed twice would be handed out twice.
+fn check_disjoint(freed: &[Extent]) -> Result<()> {
+    match freed
+        .windows(2)
+        .find(|pair| pair[0].end() > pair[1].start.0)
+    {
+        Some(pair) => Err(Error::Invariant {
+            location: pair[1].start.to_string(),
+            reason: format!("freed extents {:?} and {:?} overlap", pair[0], pair[1]),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// What a commit changed: the first pages of every extent the new version's newly
 /// written nodes refer to, and the extents of the old version that nothing in the new
 /// one uses (to be freed once no reader needs the old version).
@@ -164,15 +178,7 @@ pub(crate) fn commit_diff<S: PageStore>(
     }
     freed.sort();
     freed.dedup();
-    if let Some(pair) = freed
-        .windows(2)
-        .find(|pair| pair[0].end() > pair[1].start.0)
-    {
-        return Err(Error::Invariant {
-            location: pair[1].start.to_string(),
-            reason: format!("freed extents {:?} and {:?} overlap", pair[0], pair[1]),
-        });
-    }
+    check_disjoint(&freed)?;
     Ok(CommitDiff { referenced, freed })
 }
 
@@ -504,15 +510,7 @@ pub(crate) fn shared_diff<S: PageStore>(
     }
     freed.sort();
     extra.sort();
-    if let Some(pair) = freed
-        .windows(2)
-        .find(|pair| pair[0].end() > pair[1].start.0)
-    {
-        return Err(Error::Invariant {
-            location: pair[1].start.to_string(),
-            reason: format!("freed extents {:?} and {:?} overlap", pair[0], pair[1]),
-        });
-    }
+    check_disjoint(&freed)?;
     Ok(SharedDiff {
         referenced,
         freed,
