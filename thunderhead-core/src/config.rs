@@ -15,6 +15,60 @@ pub struct TreeConfig {
     /// (it saves a page write per commit). Turning it off only serves to test the other
     /// path, a free-space extent, which large or fragmented stores take anyway.
     pub free_space_inline: bool,
+    /// How many past revisions a store keeps readable (beyond named snapshots, which
+    /// are kept until dropped).
+    pub retention: Retention,
+}
+
+/// Which past revisions a store keeps readable. Each limit that is set must hold for a
+/// revision to stay: within the latest `revisions` (the latest counts as one), and
+/// superseded less than `age` ago (so any moment of the last `age` can be read). With
+/// neither set, every revision is kept. The latest revision is always kept. Pages only
+/// past revisions read are reused once the revision goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many revisions, the latest included (at least 1).
+    pub revisions: Option<u64>,
+    /// Keep revisions superseded less than this long ago.
+    pub age: Option<std::time::Duration>,
+}
+
+impl Retention {
+    /// Only the latest revision (and named snapshots).
+    pub const LATEST: Retention = Retention {
+        revisions: Some(1),
+        age: None,
+    };
+
+    /// The latest `count` revisions.
+    pub fn revisions(count: u64) -> Self {
+        Self {
+            revisions: Some(count),
+            age: None,
+        }
+    }
+
+    /// Every revision superseded less than `age` ago.
+    pub fn age(age: std::time::Duration) -> Self {
+        Self {
+            revisions: None,
+            age: Some(age),
+        }
+    }
+
+    /// Every revision, forever.
+    pub fn all() -> Self {
+        Self {
+            revisions: None,
+            age: None,
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self::LATEST
+    }
 }
 
 /// Journal budget used when none is given: a quarter of a mebibyte per branch.
@@ -37,6 +91,7 @@ impl Default for TreeConfig {
             journal_bytes_max: JOURNAL_BYTES_MAX_DEFAULT,
             cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
             free_space_inline: true,
+            retention: Retention::LATEST,
         }
     }
 }
@@ -68,6 +123,11 @@ impl Limits {
             return Err(Error::Storage(thunderhead_disk::Error::InvalidPageSize(
                 page_size_bytes,
             )));
+        }
+        if config.retention.revisions == Some(0) {
+            return Err(Error::InvalidConfig(
+                "retention.revisions counts the latest revision: at least 1".into(),
+            ));
         }
         if config.journal_bytes_max == 0 {
             return Err(Error::InvalidConfig(

@@ -48,6 +48,41 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A snapshot name that cannot be used (empty or too long).
+    #[error("invalid snapshot name: {reason}")]
+    InvalidSnapshotName {
+        /// Why.
+        reason: String,
+    },
+    /// No snapshot has this name.
+    #[error("no snapshot named {:?}", String::from_utf8_lossy(name))]
+    SnapshotNotFound {
+        /// The name asked for.
+        name: Vec<u8>,
+    },
+    /// A snapshot of this name exists already.
+    #[error("a snapshot named {:?} exists already", String::from_utf8_lossy(name))]
+    SnapshotExists {
+        /// The name asked for.
+        name: Vec<u8>,
+    },
+    /// The revision is older than the retained history and no snapshot pins it: its
+    /// pages may have been reused.
+    #[error("revision {revision} is no longer retained (the oldest retained is {oldest_retained})")]
+    RevisionPruned {
+        /// The revision asked for.
+        revision: u64,
+        /// The oldest revision that can still be read (snapshots aside).
+        oldest_retained: u64,
+    },
+    /// The revision has not been committed yet.
+    #[error("revision {revision} does not exist yet (the latest is {latest})")]
+    RevisionNotFound {
+        /// The revision asked for.
+        revision: u64,
+        /// The latest committed revision.
+        latest: u64,
+    },
     /// `check()` found a structural invariant broken.
     #[error("invariant broken at {location}: {reason}")]
     Invariant {

@@ -24,9 +24,12 @@ mod value;
 pub use cache::CacheStats;
 pub use config::{
     CACHE_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_DEFAULT, JOURNAL_BYTES_MAX_LIMIT,
-    JOURNAL_SEGMENTS_MAX, Limits, TREE_DEPTH_MAX, TreeConfig, VALUE_BYTES_MAX,
+    JOURNAL_SEGMENTS_MAX, Limits, Retention, TREE_DEPTH_MAX, TreeConfig, VALUE_BYTES_MAX,
 };
-pub use engine::{Durability, Engine, EngineReport, Reader, TREE_NAME_BYTES_MAX, Writer};
+pub use engine::{
+    CommitInfo, Durability, Engine, EngineReport, Reader, SNAPSHOT_NAME_BYTES_MAX, SnapshotInfo,
+    TREE_NAME_BYTES_MAX, Writer,
+};
 pub use error::{Error, Result};
 pub use page::OverflowRef;
 pub use pager::Pager;

@@ -230,13 +230,13 @@ impl<S: PageStore> Pager<S> {
 }
 
 impl<S: PageStore> ValueStore for Pager<S> {
-    fn put_value(&self, value: &[u8]) -> thunderhead_disk::Result<OverflowRef> {
+    fn put_value(&self, value: &[u8], birth: u64) -> thunderhead_disk::Result<OverflowRef> {
         let (bytes, checksum) = encode_overflow(value, self.limits.page_size_bytes);
         let page = self.write_shared(bytes).map_err(|error| match error {
             Error::Storage(storage) => storage,
             other => thunderhead_disk::Error::Io(std::io::Error::other(other.to_string())),
         })?;
-        Ok(OverflowRef::new(page, value.len() as u64, checksum))
+        Ok(OverflowRef::new(page, value.len() as u64, checksum, birth))
     }
 
     fn get_value(&self, reference: &OverflowRef) -> thunderhead_disk::Result<PageSlice> {

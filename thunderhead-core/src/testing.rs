@@ -56,7 +56,7 @@ pub fn decode_page_all_kinds(bytes: &[u8]) -> usize {
             let _ = segment.range_parts(index);
         }
     }
-    let reference = OverflowRef::new(page, bytes.len().saturating_sub(24) as u64, 0);
+    let reference = OverflowRef::new(page, bytes.len().saturating_sub(24) as u64, 0, 0);
     if validate_overflow(&reference, &bytes).is_ok() {
         accepted += 1;
     }

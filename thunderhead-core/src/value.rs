@@ -31,8 +31,9 @@ impl ValueStored {
 /// Where values too large for a node go. The disk layer may provide other stores (a
 /// separate blob file, say); the tree only needs to put a value and get it back.
 pub trait ValueStore {
-    /// Stores `value` off-tree and returns the reference the node will hold.
-    fn put_value(&self, value: &[u8]) -> thunderhead_disk::Result<OverflowRef>;
+    /// Stores `value` off-tree, as written by the commit of revision `birth`, and
+    /// returns the reference the node will hold.
+    fn put_value(&self, value: &[u8], birth: u64) -> thunderhead_disk::Result<OverflowRef>;
     /// Reads back a value stored by [`ValueStore::put_value`], verifying its checksum.
     fn get_value(&self, reference: &OverflowRef) -> thunderhead_disk::Result<PageSlice>;
 }

@@ -25,6 +25,7 @@ fn config(seed: u64) -> TreeConfig {
         journal_bytes_max: 6 * 1024,
         cache_bytes_max: 64 * 1024,
         free_space_inline: seed.is_multiple_of(2),
+        ..TreeConfig::default()
     }
 }
 

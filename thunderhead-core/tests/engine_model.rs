@@ -83,6 +83,7 @@ fn config(free_space_inline: bool) -> TreeConfig {
         journal_bytes_max: 4096,
         cache_bytes_max: 128 * 1024,
         free_space_inline,
+        ..TreeConfig::default()
     }
 }
 

@@ -51,6 +51,7 @@ fn config() -> TreeConfig {
         journal_bytes_max: 6 * 1024,
         cache_bytes_max: 8 * 1024,
         free_space_inline: false,
+        ..TreeConfig::default()
     }
 }
 

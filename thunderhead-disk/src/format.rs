@@ -10,7 +10,7 @@ use crate::{Error, PageId, Result, page_checksum, seal_checksum};
 /// The first eight bytes of every Thunderhead store.
 pub const MAGIC: [u8; 8] = *b"THUNDRHD";
 /// Version of the file format written by this build.
-pub const FILE_FORMAT_VERSION: u32 = 1;
+pub const FILE_FORMAT_VERSION: u32 = 2;
 /// The header page.
 pub const HEADER_PAGE: PageId = PageId(0);
 /// The two meta slots.
@@ -77,9 +77,12 @@ pub struct TreeRoot {
     pub checksum: u32,
     /// The tree's last sequence number.
     pub seq: u64,
+    /// The revision that wrote the root page: a freed page is kept for the retained
+    /// versions between its birth and the revision that freed it.
+    pub birth: u64,
 }
 
-/// Where a checksummed extent is (the free space, and in later versions the snapshots).
+/// Where a checksummed extent is (the free space).
 /// For the free space, `page` `PageId::NONE` means it is kept in the meta slot itself,
 /// right after the slot's fields, and `page_count` is then its length in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,8 +106,9 @@ pub struct Meta {
     pub tree: TreeRoot,
     /// The free-space state of this version.
     pub free_space: ExtentRoot,
-    /// The retained snapshots (none yet: reserved for the versions work).
-    pub snapshots: ExtentRoot,
+    /// When the commit was made: microseconds since the Unix epoch, never less than the
+    /// previous commit's (a clock stepping back does not reorder history).
+    pub time: u64,
 }
 
 impl Meta {
@@ -150,11 +154,11 @@ impl Meta {
         put(&self.tree.checksum.to_le_bytes());
         put(&0u32.to_le_bytes());
         put(&self.tree.seq.to_le_bytes());
-        for extent in [self.free_space, self.snapshots] {
-            put(&extent.page.0.to_le_bytes());
-            put(&extent.page_count.to_le_bytes());
-            put(&extent.checksum.to_le_bytes());
-        }
+        put(&self.free_space.page.0.to_le_bytes());
+        put(&self.free_space.page_count.to_le_bytes());
+        put(&self.free_space.checksum.to_le_bytes());
+        put(&self.tree.birth.to_le_bytes());
+        put(&self.time.to_le_bytes());
         debug_assert_eq!(at, META_BYTES);
         seal_checksum(&mut page);
         page
@@ -195,9 +199,10 @@ impl Meta {
                 page: PageId(u64_at(24)),
                 checksum: u32_at(32),
                 seq: u64_at(40),
+                birth: u64_at(64),
             },
             free_space: extent_at(48),
-            snapshots: extent_at(64),
+            time: u64_at(72),
         };
         let inside = |first: PageId, page_count: u64| {
             first.0 >= crate::FIRST_DATA_PAGE
@@ -251,13 +256,14 @@ mod tests {
                 page: PageId(50),
                 checksum: 77,
                 seq: 1234,
+                birth: 8,
             },
             free_space: ExtentRoot {
                 page: PageId(60),
                 page_count: 2,
                 checksum: 5,
             },
-            snapshots: ExtentRoot::default(),
+            time: 1_700_000_000_000_000,
         };
         let bytes = meta.encode(4096, None);
         assert_eq!(Meta::decode(PageId(1), &bytes).unwrap(), meta);

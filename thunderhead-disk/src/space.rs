@@ -19,7 +19,7 @@ pub const FREE_SPACE_PAGE_KIND: u8 = 5;
 const FREE_SPACE_FORMAT: u8 = 1;
 const HEADER_BYTES: usize = 32;
 const FREE_ENTRY_BYTES: usize = 16;
-const PENDING_ENTRY_BYTES: usize = 24;
+const PENDING_ENTRY_BYTES: usize = 32;
 
 /// A run of consecutive pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,18 +51,69 @@ pub struct FreeSpace {
     free: BTreeMap<u64, u64>,
     /// The same runs by (length, first page), for best-fit allocation.
     free_by_len: BTreeSet<(u64, u64)>,
-    /// Runs freed by a commit, by the revision that freed them: still readable by older
-    /// versions, reusable once nothing can read a revision before that one.
-    pending: BTreeMap<u64, Vec<Extent>>,
+    /// Runs freed by a commit, by the revision that freed them, with the revision that
+    /// wrote each: readable by the versions in between, reusable once none is kept.
+    pending: BTreeMap<u64, Vec<(u64, Extent)>>,
+    /// Pending runs that only an old kept version (below the retained window) still
+    /// reads, by that version: (freed, born, run). In memory only; stored as pending.
+    held: BTreeMap<u64, Vec<(u64, u64, Extent)>>,
     /// Runs allocated since tracking began (by a writer that has not committed yet).
     fresh: Option<BTreeMap<u64, u64>>,
     /// Runs written by commits since the last durable one: all a crash can have lost or
     /// torn, so all recovery must verify before trusting the version.
     recent: Vec<Extent>,
-    /// Pending runs freed at or before this revision have been compared with `recent`
-    /// (in memory only). A pending run cannot be written, so one found not recent stays
-    /// so until the durable revision passes it; comparing again would only cost time.
-    recent_checked: u64,
+}
+
+/// The versions whose pages must stay readable: every revision from `floor` on (the
+/// retained history up to the latest, which readers of recent revisions also lie in),
+/// and single older ones (snapshots, readers of old revisions, and the durable revision
+/// recovery falls back to).
+#[derive(Clone, Debug, Default)]
+pub struct Kept {
+    /// Every revision at or after this one is kept.
+    pub floor: u64,
+    /// Kept revisions below `floor`.
+    pub below: BTreeSet<u64>,
+    /// The last durable revision (also in `below` when it is under `floor`).
+    pub durable: u64,
+}
+
+impl Kept {
+    /// Keeps everything from `floor` on, and `durable` (recovery's fallback).
+    pub fn new(floor: u64, durable: u64) -> Self {
+        let mut kept = Self {
+            floor,
+            below: BTreeSet::new(),
+            durable,
+        };
+        kept.keep(durable);
+        kept
+    }
+
+    /// Keeps `revision` too.
+    pub fn keep(&mut self, revision: u64) {
+        if revision < self.floor {
+            self.below.insert(revision);
+        }
+    }
+
+    fn holds(&self, revision: u64) -> bool {
+        revision >= self.floor || self.below.contains(&revision)
+    }
+
+    /// A kept version that reads a run written at `born` and freed at `freed` (the
+    /// versions `born..freed`): `None` when there is none and the run can be reused.
+    /// Runs freed after the floor are always read (by the floor's revision or later).
+    fn reader_of(&self, born: u64, freed: u64) -> Option<u64> {
+        if freed > self.floor {
+            return Some(self.floor);
+        }
+        self.below
+            .range(..freed)
+            .next_back()
+            .copied()
+            .filter(|&newest| newest >= born)
+    }
 }
 
 impl FreeSpace {
@@ -124,67 +175,64 @@ impl FreeSpace {
         self.insert_free(start, len);
     }
 
-    /// Records that the commit of `revision` freed `extent`: versions before it may
-    /// still read it, so it waits for [`FreeSpace::release`].
-    pub fn defer(&mut self, revision: u64, extent: Extent) {
-        self.pending.entry(revision).or_default().push(extent);
+    /// Records that the commit of `revision` freed `extent`, which the commit of `born`
+    /// wrote: the versions from `born` to `revision - 1` may still read it, so it waits
+    /// for [`FreeSpace::release`]. A `born` of 0 means unknown (every older version).
+    pub fn defer(&mut self, revision: u64, born: u64, extent: Extent) {
+        let born = born.min(revision.saturating_sub(1));
+        self.pending
+            .entry(revision)
+            .or_default()
+            .push((born, extent));
     }
 
-    /// Frees what no one can read any more. `oldest_reader` is the oldest revision a
-    /// reader (or the writer's base) reads; `durable` the last durable revision, the one
-    /// recovery may fall back to. A run freed at revision R is unreachable from R on, so
-    /// it is free once R ≤ `oldest_reader`, provided recovery cannot need it either:
-    /// R ≤ `durable`, or the run was written after `durable` (a version recovery could
-    /// fall back to that still used it would fail verification and be passed over).
-    pub fn release(&mut self, oldest_reader: u64, durable: u64) {
-        let limit = oldest_reader.min(durable);
-        let later = match limit.checked_add(1) {
+    /// Frees every pending run no kept version can read. A run freed at revision F and
+    /// written at B is read by exactly the versions B..F; it is free once none of them
+    /// is kept. Recovery's fallback (the durable revision) is one of the kept versions:
+    /// a run written after it is never needed by recovery, which is what lets a store
+    /// that is rarely synced reuse pages (DESIGN.md §5.4).
+    ///
+    /// Runs blocked only by a single old version are set aside under it and looked at
+    /// again only when it goes, so a long-lived snapshot costs nothing per commit.
+    pub fn release(&mut self, kept: &Kept) {
+        let mut candidates: Vec<(u64, u64, Extent)> = Vec::new();
+        let gone: Vec<u64> = self
+            .held
+            .keys()
+            .copied()
+            .filter(|blocker| !kept.holds(*blocker))
+            .collect();
+        for blocker in gone {
+            candidates.extend(self.held.remove(&blocker).into_iter().flatten());
+        }
+        let later = match kept.floor.checked_add(1) {
             Some(first_kept) => self.pending.split_off(&first_kept),
             None => BTreeMap::new(),
         };
-        let released = std::mem::replace(&mut self.pending, later);
-        for extent in released.into_values().flatten() {
-            self.free(extent);
+        let below = std::mem::replace(&mut self.pending, later);
+        for (freed, runs) in below {
+            candidates.extend(runs.into_iter().map(|(born, extent)| (freed, born, extent)));
         }
-        if oldest_reader <= limit || self.recent.is_empty() {
-            return;
-        }
-        // The runs waiting only for durability are few (what the commits since the last
-        // durable one freed, and each is compared once); the recent list can be long, so
-        // each is looked for in it rather than the list hashed.
-        let from = (limit + 1).max(self.recent_checked.saturating_add(1));
-        if from > oldest_reader {
-            return;
-        }
-        self.recent_checked = self.recent_checked.max(oldest_reader);
-        let recent = &self.recent;
-        let mut freed = Vec::new();
-        for (_, extents) in self.pending.range_mut(from..=oldest_reader) {
-            extents.retain(|extent| {
-                let written_since = recent.contains(extent);
-                if written_since {
-                    freed.push(*extent);
+        let mut written_since_durable = HashSet::new();
+        for (freed, born, extent) in candidates {
+            match kept.reader_of(born, freed) {
+                Some(blocker) => self
+                    .held
+                    .entry(blocker)
+                    .or_default()
+                    .push((freed, born, extent)),
+                None => {
+                    if born > kept.durable {
+                        written_since_durable.insert(extent);
+                    }
+                    self.free(extent);
                 }
-                !written_since
-            });
+            }
         }
-        if freed.is_empty() {
-            return;
-        }
-        let emptied: Vec<u64> = self
-            .pending
-            .range(from..=oldest_reader)
-            .filter(|(_, extents)| extents.is_empty())
-            .map(|(&revision, _)| revision)
-            .collect();
-        for revision in emptied {
-            self.pending.remove(&revision);
-        }
-        let freed_set: HashSet<Extent> = freed.iter().copied().collect();
-        // Reused, they will be noted again by the commit that writes them.
-        self.recent.retain(|extent| !freed_set.contains(extent));
-        for extent in freed {
-            self.free(extent);
+        if !written_since_durable.is_empty() {
+            // Reused, they will be noted again by the commit that writes them.
+            self.recent
+                .retain(|extent| !written_since_durable.contains(extent));
         }
     }
 
@@ -267,11 +315,17 @@ impl FreeSpace {
             .map(|(&start, &len)| Extent::new(PageId(start), len))
     }
 
-    /// The runs waiting for readers, with the revision that freed each.
-    pub fn pending_extents(&self) -> impl Iterator<Item = (u64, Extent)> + '_ {
-        self.pending
+    /// The runs waiting for kept versions: (revision that freed it, revision that
+    /// wrote it, run), in the order of the revision that freed them.
+    pub fn pending_extents(&self) -> impl Iterator<Item = (u64, u64, Extent)> + '_ {
+        let mut runs: Vec<(u64, u64, Extent)> = self
+            .pending
             .iter()
-            .flat_map(|(&revision, extents)| extents.iter().map(move |&e| (revision, e)))
+            .flat_map(|(&freed, runs)| runs.iter().map(move |&(born, run)| (freed, born, run)))
+            .chain(self.held.values().flatten().copied())
+            .collect();
+        runs.sort_unstable();
+        runs.into_iter()
     }
 
     /// Pages free now.
@@ -298,7 +352,8 @@ impl FreeSpace {
 
     /// Bytes the encoded state takes.
     pub fn encoded_len(&self) -> usize {
-        let pending: usize = self.pending.values().map(Vec::len).sum();
+        let pending: usize = self.pending.values().map(Vec::len).sum::<usize>()
+            + self.held.values().map(Vec::len).sum::<usize>();
         HEADER_BYTES
             + (self.free.len() + self.recent.len()) * FREE_ENTRY_BYTES
             + pending * PENDING_ENTRY_BYTES
@@ -331,7 +386,7 @@ impl FreeSpace {
     }
 
     fn encode_unsealed(&self) -> Vec<u8> {
-        let pending: Vec<(u64, Extent)> = self.pending_extents().collect();
+        let pending: Vec<(u64, u64, Extent)> = self.pending_extents().collect();
         let mut bytes = Vec::with_capacity(self.encoded_len());
         bytes.extend_from_slice(&[FREE_SPACE_PAGE_KIND, FREE_SPACE_FORMAT, 0, 0, 0, 0, 0, 0]);
         bytes.extend_from_slice(&self.end.to_le_bytes());
@@ -346,8 +401,9 @@ impl FreeSpace {
             bytes.extend_from_slice(&extent.start.0.to_le_bytes());
             bytes.extend_from_slice(&extent.page_count.to_le_bytes());
         }
-        for (revision, extent) in pending {
-            bytes.extend_from_slice(&revision.to_le_bytes());
+        for (freed, born, extent) in pending {
+            bytes.extend_from_slice(&freed.to_le_bytes());
+            bytes.extend_from_slice(&born.to_le_bytes());
             bytes.extend_from_slice(&extent.start.0.to_le_bytes());
             bytes.extend_from_slice(&extent.page_count.to_le_bytes());
         }
@@ -418,15 +474,18 @@ impl FreeSpace {
         }
         let mut claimed: Vec<Extent> = space.free_extents().collect();
         for _ in 0..pending_count {
-            let (revision, start, len) = (word(at)?, word(at + 8)?, word(at + 16)?);
+            let (freed, born) = (word(at)?, word(at + 8)?);
+            let (start, len) = (word(at + 16)?, word(at + 24)?);
             at += PENDING_ENTRY_BYTES;
             let stop = start.checked_add(len).filter(|&stop| stop <= end);
-            if len == 0 || start < FIRST_DATA_PAGE || stop.is_none() {
-                return Err(corrupted("pending run empty or outside the store"));
+            if len == 0 || start < FIRST_DATA_PAGE || stop.is_none() || born >= freed {
+                return Err(corrupted(
+                    "pending run empty, outside the store, or freed before it was written",
+                ));
             }
             let extent = Extent::new(PageId(start), len);
             claimed.push(extent);
-            space.defer(revision, extent);
+            space.defer(freed, born, extent);
         }
         claimed.sort();
         if claimed
@@ -444,7 +503,7 @@ impl PartialEq for FreeSpace {
     fn eq(&self, other: &Self) -> bool {
         self.end == other.end
             && self.free == other.free
-            && self.pending == other.pending
+            && self.pending_extents().eq(other.pending_extents())
             && self.recent == other.recent
     }
 }
@@ -481,29 +540,55 @@ mod tests {
         assert_eq!(space.free_page_count(), 3);
     }
 
-    /// Deferred runs wait for their revision to be released.
+    /// Deferred runs wait until no kept version reads them.
     #[test]
     fn deferred_runs_wait_for_release() {
         let mut space = FreeSpace::new(20);
-        space.defer(5, extent(3, 2));
-        space.defer(7, extent(10, 1));
-        space.release(4, 10);
+        space.defer(5, 2, extent(3, 2));
+        space.defer(7, 6, extent(10, 1));
+        space.release(&Kept::new(4, 10));
         assert_eq!(space.free_page_count(), 0);
-        space.release(6, 10);
+        space.release(&Kept::new(6, 10));
         assert_eq!(space.free_page_count(), 2);
         assert_eq!(space.pending_extents().count(), 1);
-        space.release(u64::MAX, u64::MAX);
+        space.release(&Kept::new(u64::MAX, u64::MAX));
         assert_eq!(space.free_page_count(), 3);
     }
 
-    /// Before the durable revision catches up, only runs written since it are released.
+    /// A run is kept exactly while a kept version lies between its birth and its
+    /// freeing: a snapshot of revision 4 holds what 4 read, not what was written after.
+    #[test]
+    fn old_versions_hold_only_what_they_read() {
+        let mut space = FreeSpace::new(40);
+        space.defer(6, 3, extent(3, 1)); // read by 3..=5: the snapshot at 4 reads it
+        space.defer(7, 5, extent(4, 1)); // read by 5..=6: written after the snapshot
+        space.defer(8, 4, extent(5, 1)); // read by 4..=7
+        let mut kept = Kept::new(10, 10);
+        kept.keep(4);
+        space.release(&kept);
+        assert_eq!(space.free_extents().collect::<Vec<_>>(), vec![extent(4, 1)]);
+        assert_eq!(space.pending_extents().count(), 2);
+        // Encoded and decoded, the held runs are pending again, and still held.
+        let (bytes, checksum) = space.encode_inline();
+        let mut back = FreeSpace::decode(PageId(1), &bytes, checksum).unwrap();
+        assert_eq!(back, space);
+        back.release(&kept);
+        assert_eq!(back.free_page_count(), 1);
+        // The snapshot goes: both are free.
+        space.release(&Kept::new(10, 10));
+        assert_eq!(space.free_page_count(), 3);
+        assert_eq!(space.pending_extents().count(), 0);
+    }
+
+    /// Before the durable revision catches up, only runs written since it are released
+    /// (recovery falls back to it, so it is kept), and they leave the recent list.
     #[test]
     fn runs_written_since_the_durable_revision_are_released_early() {
         let mut space = FreeSpace::new(20);
         space.note_written(extent(10, 2));
-        space.defer(5, extent(3, 2));
-        space.defer(5, extent(10, 2));
-        space.release(u64::MAX, 4);
+        space.defer(6, 3, extent(3, 2));
+        space.defer(6, 5, extent(10, 2));
+        space.release(&Kept::new(u64::MAX, 4));
         assert_eq!(
             space.free_extents().collect::<Vec<_>>(),
             vec![extent(10, 2)]
@@ -511,12 +596,12 @@ mod tests {
         assert!(space.recent().is_empty());
         assert_eq!(space.pending_extents().count(), 1, "durable-era run waits");
         space.note_written(extent(12, 1));
-        space.defer(6, extent(12, 1));
-        space.release(5, 4);
+        space.defer(7, 6, extent(12, 1));
+        space.release(&Kept::new(6, 4));
         assert_eq!(
             space.pending_extents().count(),
             2,
-            "a reader of 5 still needs it"
+            "a reader of 6 still needs it"
         );
     }
 
@@ -537,7 +622,7 @@ mod tests {
         let mut space = FreeSpace::new(100);
         space.free(extent(10, 5));
         space.free(extent(40, 1));
-        space.defer(3, extent(50, 4));
+        space.defer(3, 1, extent(50, 4));
         space.note_written(extent(60, 2));
         let pages = space.encoded_page_count(4096);
         let (bytes, checksum) = space.encode(4096, pages);
@@ -560,7 +645,7 @@ mod tests {
         );
         let mut overlapping = FreeSpace::new(100);
         overlapping.free(extent(10, 5));
-        overlapping.defer(3, extent(12, 1));
+        overlapping.defer(3, 1, extent(12, 1));
         let (bytes, checksum) = overlapping.encode(4096, 1);
         assert!(FreeSpace::decode(PageId(7), &bytes, checksum).is_err());
     }

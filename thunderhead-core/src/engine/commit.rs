@@ -9,14 +9,14 @@
 //! visible to anyone and are free at once.
 
 use thunderhead_disk::{
-    Extent, ExtentRoot, FreeSpace, META_PAGES, Meta, PageBytes, PageId, PageStore, TreeRoot,
+    Extent, ExtentRoot, FreeSpace, Kept, META_PAGES, Meta, PageBytes, PageId, PageStore, TreeRoot,
     resolve,
 };
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use super::catalog::{self, Catalog};
-use super::{Durability, Engine, Reusable};
+use super::catalog::{self, Catalog, Past};
+use super::{Durability, Engine, history};
 use crate::error::{Error, Result};
 use crate::node::StoredRef;
 use crate::pager::Pager;
@@ -26,11 +26,13 @@ pub(super) fn commit<S: PageStore>(
     engine: &Engine<S>,
     catalog: &mut Tree<S>,
     trees: Vec<(Vec<u8>, Option<&mut Tree<S>>)>,
+    snapshots: &BTreeMap<Vec<u8>, Option<Past>>,
     base: &Meta,
     durability: Durability,
 ) -> Result<u64> {
     let pager = engine.shared.pager.clone();
     let revision = base.revision + 1;
+    let time = history::commit_time(base.time);
     // Each touched tree's root before and after; the catalog learns the changed ones.
     let mut changes = Vec::new();
     let mut entries: Vec<(Vec<u8>, Option<Version>)> = Vec::new();
@@ -54,7 +56,7 @@ pub(super) fn commit<S: PageStore>(
         entries.push((name, new));
     }
     let default = default.ok_or_else(|| Error::TreeNotFound { name: Vec::new() })?;
-    if entries.is_empty() {
+    if entries.is_empty() && snapshots.is_empty() {
         // Nothing changed; whatever was allocated (nothing, usually) is returned.
         let mut space = pager.space();
         for extent in space.take_fresh() {
@@ -83,6 +85,10 @@ pub(super) fn commit<S: PageStore>(
             catalog.put(&key, &extra.to_le_bytes())?;
         }
     }
+    let old_floor = engine.lock_state().floor;
+    let retention = engine.shared.retention;
+    let floor = history::retention_floor(retention, catalog, old_floor, base, revision, time)?;
+    history::record(catalog, snapshots, base, old_floor, floor)?;
     let version = catalog.commit_as(revision)?;
     let new_root = StoredRef {
         page: version.root,
@@ -92,9 +98,9 @@ pub(super) fn commit<S: PageStore>(
     let old_root = super::version_of(base).root_ref();
     let diff = commit_diff(&pager, old_root, new_root, revision)?;
     let root = super::root_of(&version);
-    let (reusable, slot) = {
+    let (kept, slot) = {
         let state = engine.lock_state();
-        (engine.reusable(&state), 1 - state.durable_slot)
+        (engine.kept(&state, Some(floor)), 1 - state.durable_slot)
     };
     let mut space = pager.space();
     let mut next = space.clone();
@@ -106,19 +112,20 @@ pub(super) fn commit<S: PageStore>(
             next.free(extent);
         }
     }
-    for extent in diff.freed.into_iter().chain(shared.freed) {
-        next.defer(revision, extent);
+    for (extent, born) in diff.freed.into_iter().chain(shared.freed) {
+        next.defer(revision, born, extent);
     }
     let published = publish(
         &pager,
         &mut next,
-        base.free_space_extent(),
+        Some(base),
         Published {
             revision,
+            time,
             tree: root,
             slot,
             durability,
-            reusable,
+            kept,
         },
     );
     let (meta, page) = match published {
@@ -140,6 +147,13 @@ pub(super) fn commit<S: PageStore>(
     state.latest_page = page;
     state.slot_suspect = false;
     state.default = default;
+    state.floor = floor;
+    for (name, change) in snapshots {
+        match change {
+            Some(past) => state.snapshots.insert(name.clone(), *past),
+            None => state.snapshots.remove(name),
+        };
+    }
     // With `meta`, under the state lock: new readers pin the revision they read.
     engine.shared.pins.publish(revision);
     if durability == Durability::Immediate {
@@ -152,12 +166,14 @@ pub(super) fn commit<S: PageStore>(
 /// What a new version is.
 pub(super) struct Published {
     pub revision: u64,
+    /// Commit time, microseconds since the Unix epoch.
+    pub time: u64,
     pub tree: TreeRoot,
     /// The meta slot to write: never the one holding the durable version.
     pub slot: usize,
     pub durability: Durability,
-    /// What freed pages may be reused.
-    pub reusable: Reusable,
+    /// The versions whose pages must stay.
+    pub kept: Kept,
 }
 
 /// Writes the free space `next` of a new version and its meta slot, and syncs if asked.
@@ -165,23 +181,26 @@ pub(super) struct Published {
 pub(super) fn publish<S: PageStore>(
     pager: &Pager<S>,
     next: &mut FreeSpace,
-    old_space: Option<Extent>,
+    base: Option<&Meta>,
     version: Published,
 ) -> Result<(Meta, PageBytes)> {
     let store = pager.store();
     let page_size = store.page_size();
     let Published {
         revision,
+        time,
         tree,
         slot,
         durability,
-        reusable,
+        kept,
     } = version;
     // The old version's free space is garbage once this version replaces it.
-    if let Some(old_space) = old_space {
-        next.defer(revision, old_space);
+    if let Some(base) = base
+        && let Some(old_space) = base.free_space_extent()
+    {
+        next.defer(revision, base.revision, old_space);
     }
-    next.release(reusable.oldest_reader, reusable.durable);
+    next.release(&kept);
     // A small free-space state rides in the meta slot's page, saving a page per commit.
     let inline_fits = Meta::fits_inline(next.encoded_len(), page_size);
     let (free_space, inline) = if inline_fits && pager.free_space_inline() {
@@ -217,7 +236,7 @@ pub(super) fn publish<S: PageStore>(
         end: next.end(),
         tree,
         free_space,
-        snapshots: ExtentRoot::default(),
+        time,
     };
     let page = PageBytes::new(meta.encode(page_size, inline.as_deref()));
     resolve(store.write(META_PAGES[slot], page.clone()))?;
@@ -234,22 +253,23 @@ impl<S: PageStore> Engine<S> {
     pub fn compact(&self) -> Result<u64> {
         let _writer = self.lock_writer();
         let pager = self.shared.pager.clone();
-        let (base, reusable, slot) = {
+        let (base, kept, slot) = {
             let state = self.lock_state();
-            (state.meta, self.reusable(&state), 1 - state.durable_slot)
+            (state.meta, self.kept(&state, None), 1 - state.durable_slot)
         };
         let mut space = pager.space();
         let mut next = space.clone();
-        next.release(reusable.oldest_reader, reusable.durable);
+        next.release(&kept);
         next.trim();
         let published = Published {
             revision: base.revision + 1,
+            time: history::commit_time(base.time),
             tree: base.tree,
             slot,
             durability: Durability::Immediate,
-            reusable,
+            kept,
         };
-        let (meta, page) = match publish(&pager, &mut next, base.free_space_extent(), published) {
+        let (meta, page) = match publish(&pager, &mut next, Some(&base), published) {
             Ok(published) => published,
             Err(error) => {
                 drop(space);

@@ -8,6 +8,7 @@
 
 mod catalog;
 mod commit;
+mod history;
 mod open;
 pub(crate) mod pins;
 mod verify;
@@ -15,14 +16,15 @@ mod verify;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use thunderhead_disk::{Meta, PageBytes, PageStore, TreeRoot};
+use thunderhead_disk::{Kept, Meta, PageBytes, PageStore, TreeRoot};
 
 use crate::error::{Error, Result};
 use crate::pager::Pager;
 use crate::tree::{Snapshot, Tree, Version};
 
-use catalog::Catalog;
-pub use catalog::TREE_NAME_BYTES_MAX;
+use catalog::{Catalog, Past};
+pub use catalog::{SNAPSHOT_NAME_BYTES_MAX, TREE_NAME_BYTES_MAX};
+pub use history::{CommitInfo, SnapshotInfo};
 use pins::Pins;
 pub use verify::EngineReport;
 
@@ -76,6 +78,8 @@ struct Shared<S: PageStore> {
     pins: Pins,
     /// Held by the one writer at a time.
     writer: Mutex<()>,
+    /// Which past revisions stay readable.
+    retention: crate::config::Retention,
 }
 
 /// What is committed.
@@ -92,6 +96,11 @@ struct State {
     durable_slot: usize,
     /// The meta page of the latest commit, as written.
     latest_page: PageBytes,
+    /// The oldest revision the retention rules keep: the catalog holds an entry for
+    /// every past revision from it on (one that compaction left out reads as the next).
+    floor: u64,
+    /// Named snapshots, by name: revisions kept until dropped.
+    snapshots: BTreeMap<Vec<u8>, Past>,
     /// A commit or compaction failed after it may have written the other slot: that
     /// slot may no longer hold the latest commit, which must be written there again
     /// before a sync may declare it durable.
@@ -110,13 +119,6 @@ impl State {
     }
 }
 
-/// The limits on reusing freed pages: readers, and what recovery may fall back to.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Reusable {
-    pub oldest_reader: u64,
-    pub durable: u64,
-}
-
 impl<S: PageStore> Engine<S> {
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // Updates under this lock are single assignments made after all fallible work.
@@ -126,13 +128,20 @@ impl<S: PageStore> Engine<S> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// What may be released now: (oldest revision a reader reads, last durable revision);
-    /// see `FreeSpace::release`.
-    fn reusable(&self, state: &State) -> Reusable {
-        Reusable {
-            oldest_reader: self.shared.pins.oldest_readable(),
-            durable: state.durable,
+    /// The versions whose pages must stay now (`FreeSpace::release`): every revision
+    /// from the retention floor on (or from `floor`, once it is raised to it), the ones
+    /// readers pin below it, snapshots, and the durable revision recovery falls back to.
+    /// The state lock must be held (the pins' lock is taken inside it).
+    fn kept(&self, state: &State, floor: Option<u64>) -> Kept {
+        let (floor, pinned) = self.shared.pins.kept(floor.unwrap_or(state.floor));
+        let mut kept = Kept::new(floor, state.durable);
+        for revision in pinned {
+            kept.keep(revision);
         }
+        for past in state.snapshots.values() {
+            kept.keep(past.revision);
+        }
+        kept
     }
 
     /// The writer lock: one writer, sync, check or compaction at a time. Its guard
@@ -187,6 +196,7 @@ impl<S: PageStore> Engine<S> {
             catalog: Snapshot::new(pager.clone(), version_of(&state.meta)),
             snapshot: Snapshot::new(pager.clone(), state.default),
             revision,
+            time: state.meta.time,
             engine: self.clone(),
         }
     }
@@ -194,13 +204,13 @@ impl<S: PageStore> Engine<S> {
     /// The writer, once the previous one is done: it continues from the latest commit.
     pub fn begin_write(&self) -> Result<Writer<'_, S>> {
         let guard = self.lock_writer();
-        let (base, default, reusable) = {
+        let (base, default, kept) = {
             let state = self.lock_state();
-            (state.meta, state.default, self.reusable(&state))
+            (state.meta, state.default, self.kept(&state, None))
         };
         {
             let mut space = self.shared.pager.space();
-            space.release(reusable.oldest_reader, reusable.durable);
+            space.release(&kept);
             // Whatever an earlier writer left allocated was settled by its commit or abort.
             debug_assert!(space.take_fresh().is_empty());
         }
@@ -210,6 +220,7 @@ impl<S: PageStore> Engine<S> {
             catalog: Tree::open(pager.clone(), version_of(&base)),
             default: Tree::open(pager.clone(), default).with_birth(base.revision + 1),
             trees: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
             engine: self,
             base,
             _guard: guard,
@@ -266,6 +277,7 @@ fn root_of(version: &Version) -> TreeRoot {
         page: version.root,
         checksum: version.root_checksum,
         seq: version.seq,
+        birth: version.birth,
     }
 }
 
@@ -274,6 +286,7 @@ fn version_of(meta: &Meta) -> Version {
         root: meta.tree.page,
         root_checksum: meta.tree.checksum,
         seq: meta.tree.seq,
+        birth: meta.tree.birth,
     }
 }
 
@@ -283,6 +296,7 @@ pub struct Reader<S: PageStore> {
     catalog: Snapshot<S>,
     snapshot: Snapshot<S>,
     revision: u64,
+    time: u64,
     engine: Engine<S>,
 }
 
@@ -290,6 +304,11 @@ impl<S: PageStore> Reader<S> {
     /// The revision read.
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// When the revision read was committed, in microseconds since the Unix epoch.
+    pub fn time(&self) -> u64 {
+        self.time
     }
 
     /// The named tree as of this commit, if it exists. The snapshot reads pages this
@@ -337,6 +356,8 @@ pub struct Writer<'e, S: PageStore> {
     default: Tree<S>,
     /// Named trees this writer touched: `None` where it deleted one (or renamed it away).
     trees: BTreeMap<Vec<u8>, Option<Tree<S>>>,
+    /// Snapshots this writer creates (`Some`, of its base revision) or drops (`None`).
+    snapshots: BTreeMap<Vec<u8>, Option<Past>>,
     engine: &'e Engine<S>,
     base: Meta,
     _guard: MutexGuard<'e, ()>,
@@ -505,6 +526,7 @@ impl<S: PageStore> Writer<'_, S> {
             self.engine,
             &mut self.catalog,
             trees,
+            &self.snapshots,
             &self.base,
             durability,
         );

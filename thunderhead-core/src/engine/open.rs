@@ -12,14 +12,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use thunderhead_disk::{
-    Error as DiskError, FIRST_DATA_PAGE, FileStore, FreeSpace, HEADER_PAGE, Header, META_PAGES,
-    Meta, PageBytes, PageStore, resolve,
+    Error as DiskError, FIRST_DATA_PAGE, FileStore, FreeSpace, HEADER_PAGE, Header, Kept,
+    META_PAGES, Meta, PageBytes, PageStore, resolve,
 };
 
 use super::catalog::{self, Catalog};
 use super::commit::{Published, publish};
 use super::pins::Pins;
-use super::{Durability, Engine, Reusable, Shared, State};
+use super::{Durability, Engine, Shared, State, history};
 use crate::config::TreeConfig;
 use crate::error::{Error, Result};
 use crate::pager::Pager;
@@ -65,20 +65,18 @@ impl<S: PageStore> Engine<S> {
         next.take_fresh();
         let published = Published {
             revision: 0,
+            time: history::commit_time(0),
             tree: super::root_of(&version),
             slot: 0,
             durability: Durability::Immediate,
-            reusable: Reusable {
-                oldest_reader: 0,
-                durable: 0,
-            },
+            kept: Kept::new(0, 0),
         };
         let (meta, page) = publish(&pager, &mut next, None, published)?;
         // Revision 0 is durable: nothing written so far may be reused before it is freed
         // by a later durable commit.
         next.clear_recent();
         *pager.space() = next;
-        Ok(Self::assemble(pager, meta, page, default, 0, Vec::new()))
+        Self::assemble(pager, config, meta, page, 0, Vec::new())
     }
 
     /// Opens a store, recovering the last committed version a crash left whole.
@@ -117,7 +115,6 @@ impl<S: PageStore> Engine<S> {
             FreeSpace::new(FIRST_DATA_PAGE),
         )?);
         let (slot, meta, space, rejected) = choose(&pager, &slots)?;
-        let default = default_tree(&pager, &meta)?;
         let other = 1 - slot;
         let stale = slots[other].meta.as_ref().ok();
         if stale.is_some_and(|stale| stale.revision > meta.revision)
@@ -136,18 +133,30 @@ impl<S: PageStore> Engine<S> {
             .bytes
             .clone()
             .ok_or_else(|| not_a_store("the chosen meta slot was not read"))?;
-        Ok(Self::assemble(pager, meta, page, default, slot, rejected))
+        Self::assemble(pager, config, meta, page, slot, rejected)
     }
 
+    /// The engine over the version `meta` describes: its default tree, retention floor
+    /// and snapshots come from its catalog.
     fn assemble(
         pager: Arc<Pager<S>>,
+        config: &TreeConfig,
         meta: Meta,
         latest_page: PageBytes,
-        default: Version,
         slot: usize,
         rejected: Vec<String>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        let catalog = Snapshot::new(pager.clone(), super::version_of(&meta));
+        let default = catalog
+            .tree(b"")?
+            .ok_or_else(|| Error::corrupted(meta.tree.page, "the catalog has no default tree"))?;
+        let floor = catalog
+            .oldest_past()?
+            .map_or(meta.revision, |past| past.revision.min(meta.revision));
+        let snapshots = catalog.snapshots()?.into_iter().collect();
+        let pins = Pins::new(meta.revision);
+        pins.kept(floor);
+        Ok(Self {
             shared: Arc::new(Shared {
                 pager,
                 rejected,
@@ -158,11 +167,14 @@ impl<S: PageStore> Engine<S> {
                     durable_slot: slot,
                     latest_page,
                     slot_suspect: false,
+                    floor,
+                    snapshots,
                 }),
-                pins: Pins::new(meta.revision),
+                pins,
                 writer: Mutex::new(()),
+                retention: config.retention,
             }),
-        }
+        })
     }
 }
 
@@ -276,26 +288,48 @@ fn load_verified<S: PageStore>(
             ),
         ));
     }
-    let root = super::version_of(meta).root_ref();
-    pager.load_node(root)?;
     let recent: HashSet<u64> = space.recent().iter().map(|extent| extent.start.0).collect();
-    verify_recent(pager, root, &recent)?;
-    // The catalog's recent pages are whole, so its entries can be read; each tree's
-    // recent pages are verified in turn (a tree not written since is durable whole).
-    let catalog = Snapshot::new(pager.clone(), super::version_of(meta));
-    for (_, version) in catalog.trees()? {
-        let root = version.root_ref();
-        pager.load_node(root)?;
-        verify_recent(pager, root, &recent)?;
-    }
+    let latest = super::version_of(meta);
+    pager.load_node(latest.root_ref())?;
+    let catalog = verify_version(pager, latest, &recent)?;
     catalog.shared()?;
+    // The past revisions the version keeps readable were written since the last durable
+    // commit too, some of them, and a crash may have lost those pages: all must verify,
+    // or the version is not whole (an immediate commit's sync made them all durable).
+    // A past catalog not written since is durable with everything it names.
+    let mut pasts: Vec<Version> = catalog
+        .pasts_from(0, usize::MAX)?
+        .into_iter()
+        .map(|past| past.catalog)
+        .collect();
+    pasts.extend(
+        catalog
+            .snapshots()?
+            .into_iter()
+            .map(|(_, past)| past.catalog),
+    );
+    for past in pasts {
+        if recent.contains(&past.root.0) {
+            verify_version(pager, past, &recent)?;
+        }
+    }
     Ok(space)
 }
 
-/// The default tree of the version `meta` describes; every store has one.
-fn default_tree<S: PageStore>(pager: &Arc<Pager<S>>, meta: &Meta) -> Result<Version> {
-    let catalog = Snapshot::new(pager.clone(), super::version_of(meta));
-    catalog
-        .tree(b"")?
-        .ok_or_else(|| Error::corrupted(meta.tree.page, "the catalog has no default tree"))
+/// Verifies what of the version whose catalog is `catalog` was written recently: the
+/// catalog, then (its recent pages being whole, its entries can be read) each tree in
+/// turn (a tree not written since is durable whole). Returns the catalog.
+fn verify_version<S: PageStore>(
+    pager: &Arc<Pager<S>>,
+    catalog: Version,
+    recent: &HashSet<u64>,
+) -> Result<Snapshot<S>> {
+    verify_recent(pager, catalog.root_ref(), recent)?;
+    let catalog = Snapshot::new(pager.clone(), catalog);
+    for (_, version) in catalog.trees()? {
+        let root = version.root_ref();
+        pager.load_node(root)?;
+        verify_recent(pager, root, recent)?;
+    }
+    Ok(catalog)
 }

@@ -20,6 +20,9 @@ pub struct Pins {
 #[derive(Debug)]
 struct Inner {
     latest: u64,
+    /// The oldest revision the retention rules keep; a reader may pin any revision from
+    /// it (or the latest, if lower) on. It only rises.
+    floor: u64,
     /// Pinned revisions, with how many readers pin each.
     pinned: BTreeMap<u64, usize>,
 }
@@ -30,6 +33,7 @@ impl Pins {
         Self {
             inner: Mutex::new(Inner {
                 latest,
+                floor: 0,
                 pinned: BTreeMap::new(),
             }),
         }
@@ -49,6 +53,47 @@ impl Pins {
         let revision = inner.latest;
         *inner.pinned.entry(revision).or_default() += 1;
         revision
+    }
+
+    /// Pins `revision` for a reader of a past revision if it is still retained (at or
+    /// after the floor, at most the latest); whether it was.
+    pub fn pin_retained(&self, revision: u64) -> bool {
+        let mut inner = self.lock();
+        if revision < inner.floor.min(inner.latest) || revision > inner.latest {
+            return false;
+        }
+        *inner.pinned.entry(revision).or_default() += 1;
+        true
+    }
+
+    /// Pins `revision` whatever the floor: for a revision kept otherwise (a snapshot)
+    /// while the caller holds what keeps it.
+    pub fn pin(&self, revision: u64) {
+        *self.lock().pinned.entry(revision).or_default() += 1;
+    }
+
+    /// The oldest retained revision readers may pin (the floor, or the latest if lower).
+    pub fn floor(&self) -> u64 {
+        let inner = self.lock();
+        inner.floor.min(inner.latest)
+    }
+
+    /// Raises the floor to `floor` (if higher), and returns, in one step, the floor in
+    /// force (never above the latest revision, which new readers pin) and the revisions
+    /// pinned below it: together, what readers may read. A reader that pins after this
+    /// sees the raised floor, so no revision is both released and newly pinned.
+    pub fn kept(&self, floor: u64) -> (u64, Vec<u64>) {
+        let mut inner = self.lock();
+        inner.floor = inner.floor.max(floor);
+        let floor = inner.floor.min(inner.latest);
+        (
+            floor,
+            inner
+                .pinned
+                .range(..floor)
+                .map(|(&revision, _)| revision)
+                .collect(),
+        )
     }
 
     /// Ends one reader's pin of `revision` (from [`Pins::pin_latest`]).

@@ -10,7 +10,7 @@ use thunderhead_disk::{
 use super::Engine;
 use super::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::tree::{CheckReport, Snapshot, reference_counts};
+use crate::tree::{CheckReport, Snapshot, Version, reference_counts, unseen_extents};
 
 /// What [`Engine::check`] counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct EngineReport {
     pub free_pages: u64,
     /// Pages freed but kept for readers of older versions or for recovery.
     pub pending_pages: u64,
+    /// Past revisions kept readable (retained history and snapshots), all verified.
+    pub past_versions: u64,
 }
 
 impl<S: PageStore> Engine<S> {
@@ -104,12 +106,28 @@ impl<S: PageStore> Engine<S> {
         live.extend(meta.free_space_extent());
         tiles(&live, &stored, "the stored free space")?;
         tiles(&live, &current, "the free space in memory")?;
+        let mut pasts: Vec<Version> = catalog
+            .pasts_from(0, usize::MAX)?
+            .into_iter()
+            .map(|past| past.catalog)
+            .collect();
+        pasts.extend(
+            catalog
+                .snapshots()?
+                .into_iter()
+                .map(|(_, past)| past.catalog),
+        );
+        past_versions_kept(pager, &pasts, &current)?;
         Ok(EngineReport {
             revision: meta.revision,
             used_pages: current.end(),
             live_pages: live.iter().map(|extent| extent.page_count).sum(),
             free_pages: current.free_page_count(),
-            pending_pages: current.pending_extents().map(|(_, e)| e.page_count).sum(),
+            pending_pages: current
+                .pending_extents()
+                .map(|(_, _, extent)| extent.page_count)
+                .sum(),
+            past_versions: pasts.len() as u64,
             tree,
             shared_pages: stored_extra.len() as u64,
             trees: trees
@@ -120,6 +138,45 @@ impl<S: PageStore> Engine<S> {
     }
 }
 
+/// Checks that every page a past version kept readable uses is still kept: pending (or
+/// live again, shared with the latest), never free, and that every such version reads
+/// whole (each shared subtree is checked once).
+fn past_versions_kept<S: PageStore>(
+    pager: &std::sync::Arc<crate::pager::Pager<S>>,
+    pasts: &[Version],
+    space: &FreeSpace,
+) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let free: Vec<Extent> = space.free_extents().collect();
+    for past in pasts {
+        let mut extents = unseen_extents(pager, &[past.root_ref()], &mut seen)?;
+        let catalog = Snapshot::new(pager.clone(), *past);
+        let roots: Vec<_> = catalog
+            .trees()?
+            .into_iter()
+            .map(|(_, version)| version.root_ref())
+            .collect();
+        extents.extend(unseen_extents(pager, &roots, &mut seen)?);
+        for extent in extents {
+            let after = free.partition_point(|run| run.end() <= extent.start.0);
+            if free
+                .get(after)
+                .is_some_and(|run| run.start.0 < extent.end())
+                || extent.end() > space.end()
+            {
+                return Err(Error::Invariant {
+                    location: format!("page {}", extent.start),
+                    reason: format!(
+                        "{extent:?}, read by the kept revision whose catalog is at {}, is free",
+                        past.root
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks that the live extents and `space`'s free and pending runs cover the pages
 /// from the first data page to the end exactly once.
 fn tiles(live: &[Extent], space: &FreeSpace, what: &str) -> Result<()> {
@@ -128,7 +185,7 @@ fn tiles(live: &[Extent], space: &FreeSpace, what: &str) -> Result<()> {
     all.extend(
         space
             .pending_extents()
-            .map(|(_, extent)| (extent, "pending")),
+            .map(|(_, _, extent)| (extent, "pending")),
     );
     all.sort_by_key(|(extent, _)| *extent);
     let mut next = FIRST_DATA_PAGE;

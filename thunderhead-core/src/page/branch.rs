@@ -4,7 +4,7 @@
 //! 0   NodeHeader (32 bytes; kind = Branch, level >= 1, count = children)
 //! 32  local prefix (local_prefix_len bytes)
 //!     child slots: count x ChildSlot (32 bytes)
-//!     segment slots: segment_count x SegmentSlot (32 bytes), newest first
+//!     segment slots: segment_count x SegmentSlot (40 bytes), newest first
 //!     pivot offsets: (count - 1) x u16
 //!     pivots: u16 suffix length, suffix bytes
 //! ```
@@ -50,11 +50,15 @@ pub(crate) struct SegmentSlot {
     /// Highest sequence number in the segment: once every child's watermark reaches it the
     /// segment is dead.
     pub seq_max: Le64,
+    /// The revision that wrote the segment (segments outlive the node versions that
+    /// carry them, so the node's own birth does not tell).
+    pub birth: Le64,
 }
 
 pub(crate) const SLOT_BYTES: usize = 32;
+pub(crate) const SEGMENT_SLOT_BYTES: usize = 40;
 const _: () = assert!(std::mem::size_of::<ChildSlot>() == SLOT_BYTES);
-const _: () = assert!(std::mem::size_of::<SegmentSlot>() == SLOT_BYTES);
+const _: () = assert!(std::mem::size_of::<SegmentSlot>() == SEGMENT_SLOT_BYTES);
 const PIVOT_OVERHEAD_BYTES: usize = 4;
 
 /// Exact encoded size and local prefix length of a branch with these pivots.
@@ -71,8 +75,11 @@ pub(crate) fn branch_layout(
         .iter()
         .map(|pivot| PIVOT_OVERHEAD_BYTES + pivot.len() - implied_len - local_len)
         .sum();
-    let used =
-        HEADER_BYTES + local_len + (pivots.len() + 1 + segment_count) * SLOT_BYTES + pivot_bytes;
+    let used = HEADER_BYTES
+        + local_len
+        + (pivots.len() + 1) * SLOT_BYTES
+        + segment_count * SEGMENT_SLOT_BYTES
+        + pivot_bytes;
     (used, local_len)
 }
 
@@ -177,7 +184,7 @@ impl BranchPage {
         let local_len = header.local_prefix_len.get() as usize;
         let local_prefix_end = HEADER_BYTES + local_len;
         reader.bytes(HEADER_BYTES, local_len, "local prefix")?;
-        let slots_len = (count + segment_count) * SLOT_BYTES;
+        let slots_len = count * SLOT_BYTES + segment_count * SEGMENT_SLOT_BYTES;
         reader.bytes(local_prefix_end, slots_len, "child and segment slots")?;
         let pivot_offsets_at = local_prefix_end + slots_len;
         reader.bytes(pivot_offsets_at, (count - 1) * 2, "pivot offsets")?;
@@ -250,8 +257,8 @@ impl BranchPage {
     }
 
     pub fn segment(&self, index: usize) -> SegmentSlot {
-        let at = self.local_prefix_end + (self.count + index) * SLOT_BYTES;
-        bytemuck::pod_read_unaligned(&self.bytes[at..at + SLOT_BYTES])
+        let at = self.local_prefix_end + self.count * SLOT_BYTES + index * SEGMENT_SLOT_BYTES;
+        bytemuck::pod_read_unaligned(&self.bytes[at..at + SEGMENT_SLOT_BYTES])
     }
 
     /// Stored suffix of pivot `index` (between child `index` and `index + 1`).

@@ -8,26 +8,35 @@ use thunderhead_disk::{Error, Le32, Le64, PageBytes, PageId, PageSlice, Result, 
 use super::header::{FORMAT_VERSION, OverflowHeader, PageKind, checked_header, verify_checksum};
 
 /// A node's reference to a value stored off-tree: where its extent starts, the value's
-/// length, and the extent's checksum.
+/// length, the extent's checksum, and the revision that wrote it (so freeing it knows
+/// which kept versions may still read it, as ZFS's block pointers carry their birth).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Pod, Zeroable)]
 #[repr(C)]
 pub struct OverflowRef {
     pub(crate) page: Le64,
     pub(crate) value_len: Le64,
     pub(crate) checksum: Le32,
+    pub(crate) birth: Le64,
 }
 
 impl OverflowRef {
     /// Bytes a reference takes in a node.
-    pub const ENCODED_BYTES: usize = 20;
+    pub const ENCODED_BYTES: usize = 28;
 
-    /// A reference to a `value_len`-byte value whose extent starts at `page`.
-    pub fn new(page: PageId, value_len: u64, checksum: u32) -> Self {
+    /// A reference to a `value_len`-byte value whose extent starts at `page`, written
+    /// by the commit of revision `birth`.
+    pub fn new(page: PageId, value_len: u64, checksum: u32, birth: u64) -> Self {
         Self {
             page: Le64::new(page.0),
             value_len: Le64::new(value_len),
             checksum: Le32::new(checksum),
+            birth: Le64::new(birth),
         }
+    }
+
+    /// The revision whose commit wrote the extent.
+    pub fn birth(&self) -> u64 {
+        self.birth.get()
     }
 
     /// First page of the extent.

@@ -51,7 +51,7 @@ proptest! {
             .map(|(index, suffix)| Entry {
                 key: [implied.as_slice(), suffix].concat(),
                 value: if index % 7 == 3 {
-                    ValueStored::Overflow(OverflowRef::new(PageId(9 + index as u64), 5000, 77))
+                    ValueStored::Overflow(OverflowRef::new(PageId(9 + index as u64), 5000, 77, 4))
                 } else {
                     inline(&suffix.repeat(index % 3))
                 },
@@ -94,7 +94,7 @@ proptest! {
             })
             .collect();
         let segments = vec![SegmentSlot {
-            page: 99.into(), page_count: 3.into(), checksum: 5.into(), used_bytes: 100.into(), reserved: 0.into(), seq_max: 40.into(),
+            page: 99.into(), page_count: 3.into(), checksum: 5.into(), used_bytes: 100.into(), reserved: 0.into(), seq_max: 40.into(), birth: 7.into(),
         }];
         let contents = BranchContents { level: 2, implied_len: implied.len(), seq_high: 1000, pivots: &pivots, children: &children, segments: &segments };
         let bytes = encode_branch(&contents, 4096);
@@ -255,7 +255,7 @@ fn largest_entries_fit_a_quarter_page() {
         let key = vec![7u8; limits.key_bytes_max];
         let inline_value = vec![1u8; limits.entry_inline_bytes_max - key.len()];
         assert!(leaf_entry_bytes(key.len(), &inline(&inline_value)) <= page_size / 4);
-        let reference = ValueStored::Overflow(OverflowRef::new(PageId(3), 1 << 20, 0));
+        let reference = ValueStored::Overflow(OverflowRef::new(PageId(3), 1 << 20, 0, 1));
         assert!(leaf_entry_bytes(key.len(), &reference) <= page_size / 4);
     }
 }

@@ -214,7 +214,11 @@ pub(crate) fn compact_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branc
 }
 
 /// Writes the buffer out as the journal's newest segment (after `compact_journal`).
-pub(crate) fn write_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branch) -> Result<()> {
+pub(crate) fn write_journal<S: PageStore>(
+    pager: &Pager<S>,
+    branch: &mut Branch,
+    birth: u64,
+) -> Result<()> {
     let limits = pager.limits();
     debug_assert!(branch.segments.len() < JOURNAL_SEGMENTS_MAX);
     if branch.buffer.is_empty() {
@@ -237,6 +241,7 @@ pub(crate) fn write_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branch)
             used_bytes: (used as u32).into(),
             reserved: 0.into(),
             seq_max: buffer.seq_max().into(),
+            birth: birth.into(),
         },
     );
     Ok(())

@@ -20,7 +20,7 @@ use thunderhead_disk::{PageId, PageSlice, PageStore};
 
 pub use check::CheckReport;
 pub use iter::Range;
-pub(crate) use reach::{commit_diff, reference_counts, shared_diff, verify_recent};
+pub(crate) use reach::{commit_diff, reference_counts, shared_diff, unseen_extents, verify_recent};
 
 use crate::config::VALUE_BYTES_MAX;
 use crate::error::{Error, Result};
@@ -46,6 +46,9 @@ pub struct Version {
     pub root_checksum: u32,
     /// Sequence number of the last message in this version.
     pub seq: u64,
+    /// The revision (for a bare tree, the sequence number) whose commit wrote the root
+    /// page; 0 when unknown.
+    pub birth: u64,
 }
 
 /// A writer's working copy of a tree. Changes go into the root's journal and reach the
@@ -93,11 +96,7 @@ impl<S: PageStore> Tree<S> {
 
     /// A writer continuing from `version`.
     pub fn open(pager: Arc<Pager<S>>, version: Version) -> Self {
-        let root = NodeRef::Stored(StoredRef {
-            page: version.root,
-            checksum: version.root_checksum,
-            birth: 0,
-        });
+        let root = NodeRef::Stored(version.root_ref());
         Self {
             pager,
             root,
@@ -111,6 +110,12 @@ impl<S: PageStore> Tree<S> {
     pub(crate) fn with_birth(mut self, birth: u64) -> Self {
         self.birth = Some(birth);
         self
+    }
+
+    /// The birth of what this writer writes: its store revision, or for a bare tree the
+    /// sequence number.
+    fn write_birth(&self) -> u64 {
+        self.birth.unwrap_or(self.seq)
     }
 
     /// Writes every changed node out now (part of the commit to come), so a large
@@ -168,7 +173,7 @@ impl<S: PageStore> Tree<S> {
             });
         }
         let stored = if key.len() + value.len() > self.pager.limits().entry_inline_bytes_max {
-            ValueStored::Overflow(self.pager.put_value(value)?)
+            ValueStored::Overflow(self.pager.put_value(value, self.write_birth())?)
         } else {
             ValueStored::Inline(PageSlice::copy_from_slice(value))
         };
@@ -240,6 +245,7 @@ impl<S: PageStore> Tree<S> {
                 root: stored.page,
                 root_checksum: stored.checksum,
                 seq: tree.seq,
+                birth: stored.birth,
             })
         })
     }
@@ -355,7 +361,7 @@ impl Version {
         StoredRef {
             page: self.root,
             checksum: self.root_checksum,
-            birth: 0,
+            birth: self.birth,
         }
     }
 }
@@ -376,11 +382,7 @@ pub struct Snapshot<S: PageStore> {
 impl<S: PageStore> Snapshot<S> {
     /// Opens `version` for reading.
     pub fn new(pager: Arc<Pager<S>>, version: Version) -> Self {
-        let root = NodeRef::Stored(StoredRef {
-            page: version.root,
-            checksum: version.root_checksum,
-            birth: 0,
-        });
+        let root = NodeRef::Stored(version.root_ref());
         Self {
             pager,
             root,

@@ -80,7 +80,7 @@ pub(crate) fn persist<S: PageStore>(
                     birth: stored.birth.into(),
                 });
             }
-            write_journal(pager, branch)?;
+            write_journal(pager, branch, birth)?;
             let contents = BranchContents {
                 level: branch.level,
                 implied_len: fences.implied_len(),

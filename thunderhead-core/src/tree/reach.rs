@@ -104,9 +104,10 @@ fn check_level(node: StoredRef, level: u8, expected: Option<u8>) -> Result<()> {
 }
 
 /// Sorted extents to free must not overlap: a page freed twice would be handed out twice.
-fn check_disjoint(freed: &[Extent]) -> Result<()> {
+fn check_disjoint(freed: &[(Extent, u64)]) -> Result<()> {
     match freed
         .windows(2)
+        .map(|pair| [pair[0].0, pair[1].0])
         .find(|pair| pair[0].end() > pair[1].start.0)
     {
         Some(pair) => Err(Error::Invariant {
@@ -119,10 +120,11 @@ fn check_disjoint(freed: &[Extent]) -> Result<()> {
 
 /// What a commit changed: the first pages of every extent the new version's newly
 /// written nodes refer to, and the extents of the old version that nothing in the new
-/// one uses (to be freed once no reader needs the old version).
+/// one uses, each with the revision that wrote it (to be freed once no kept version
+/// reads it).
 pub(crate) struct CommitDiff {
     pub referenced: HashSet<u64>,
-    pub freed: Vec<Extent>,
+    pub freed: Vec<(Extent, u64)>,
 }
 
 /// Compares the version rooted at `old` with the one rooted at `new`, whose nodes
@@ -160,15 +162,15 @@ pub(crate) fn commit_diff<S: PageStore>(
         }
         let parts = parts(pager, node)?;
         check_level(node, parts.level, level)?;
-        freed.push(Extent::new(node.page, 1));
+        freed.push((Extent::new(node.page, 1), node.birth));
         for slot in &parts.segments {
             if !referenced.contains(&slot.page.get()) {
-                freed.push(segment_extent(slot));
+                freed.push((segment_extent(slot), slot.birth.get()));
             }
         }
         for reference in &parts.overflows {
             if !referenced.contains(&reference.page().0) {
-                freed.push(overflow_extent(reference, page_size));
+                freed.push((overflow_extent(reference, page_size), reference.birth()));
             }
         }
         let level = child_level(node, &parts)?;
@@ -177,7 +179,7 @@ pub(crate) fn commit_diff<S: PageStore>(
         }
     }
     freed.sort();
-    freed.dedup();
+    freed.dedup_by_key(|(extent, _)| *extent);
     check_disjoint(&freed)?;
     Ok(CommitDiff { referenced, freed })
 }
@@ -221,22 +223,24 @@ pub(crate) fn verify_recent<S: PageStore>(
 enum Target {
     /// A node one level below the referrer (any level for a root).
     Node(StoredRef),
-    /// A journal segment or an overflow extent: it refers to nothing.
-    Extent(Extent),
+    /// A journal segment or an overflow extent (with the revision that wrote it): it
+    /// refers to nothing.
+    Extent(Extent, u64),
 }
 
 impl Target {
     fn start(&self) -> u64 {
         match self {
             Target::Node(node) => node.page.0,
-            Target::Extent(extent) => extent.start.0,
+            Target::Extent(extent, _) => extent.start.0,
         }
     }
 
-    fn extent(&self) -> Extent {
+    /// The extent, with the revision that wrote it.
+    fn freed(&self) -> (Extent, u64) {
         match self {
-            Target::Node(node) => Extent::new(node.page, 1),
-            Target::Extent(extent) => *extent,
+            Target::Node(node) => (Extent::new(node.page, 1), node.birth),
+            Target::Extent(extent, born) => (*extent, *born),
         }
     }
 }
@@ -246,13 +250,12 @@ fn targets(parts: &Parts, page_size: usize) -> Vec<Target> {
     let mut targets: Vec<Target> = parts
         .segments
         .iter()
-        .map(|slot| Target::Extent(segment_extent(slot)))
+        .map(|slot| Target::Extent(segment_extent(slot), slot.birth.get()))
         .collect();
     targets.extend(
-        parts
-            .overflows
-            .iter()
-            .map(|reference| Target::Extent(overflow_extent(reference, page_size))),
+        parts.overflows.iter().map(|reference| {
+            Target::Extent(overflow_extent(reference, page_size), reference.birth())
+        }),
     );
     targets.extend(parts.children.iter().map(|child| Target::Node(*child)));
     targets
@@ -264,8 +267,9 @@ fn targets(parts: &Parts, page_size: usize) -> Vec<Target> {
 pub(crate) struct SharedDiff {
     /// First pages of the fresh extents the new version uses.
     pub referenced: HashSet<u64>,
-    /// Extents of the old version nothing refers to any more.
-    pub freed: Vec<Extent>,
+    /// Extents of the old version nothing refers to any more, with the revision that
+    /// wrote each.
+    pub freed: Vec<(Extent, u64)>,
     /// `(first page, extra references)`: the new count for every page whose count
     /// changed (zero: referred to once, the entry goes).
     pub extra: Vec<(u64, u64)>,
@@ -371,7 +375,7 @@ pub(crate) fn shared_diff<S: PageStore>(
         visited.insert(new.page.0);
         decided.insert(old.page.0, (1, 0));
         paired.push(old.page.0);
-        freed.push(Extent::new(old.page, 1));
+        freed.push((Extent::new(old.page, 1), old.birth));
     }
     // What this writer wrote and the new version reaches.
     stack.extend(
@@ -470,7 +474,7 @@ pub(crate) fn shared_diff<S: PageStore>(
             });
         };
         if !fresh.contains(&page) {
-            freed.push(target.extent());
+            freed.push(target.freed());
         }
         let Target::Node(node) = target else {
             continue;
@@ -541,7 +545,7 @@ fn lose_reference(
             levels.insert(start, level);
             level.map_or(-1, i32::from)
         }
-        Target::Extent(_) => -1,
+        Target::Extent(..) => -1,
     };
     queue.push((rank, start));
 }
@@ -577,10 +581,43 @@ pub(crate) fn reference_counts<S: PageStore>(
             }
             match target {
                 Target::Node(child) => stack.push((child, child_level)),
-                Target::Extent(extent) => extents.push(extent),
+                Target::Extent(extent, _) => extents.push(extent),
             }
         }
     }
     extents.sort();
     Ok((counts, extents))
+}
+
+/// The extents reachable from `roots` that are not in `seen` (by first page), which
+/// learns them: walking many versions of a store this way reads each shared subtree
+/// once.
+pub(crate) fn unseen_extents<S: PageStore>(
+    pager: &Pager<S>,
+    roots: &[StoredRef],
+    seen: &mut HashSet<u64>,
+) -> Result<Vec<Extent>> {
+    let page_size = pager.limits().page_size_bytes;
+    let mut extents = Vec::new();
+    let mut stack: Vec<(StoredRef, Option<u8>)> = roots
+        .iter()
+        .filter(|root| seen.insert(root.page.0))
+        .map(|root| (*root, None))
+        .collect();
+    while let Some((node, level)) = stack.pop() {
+        let parts = parts(pager, node)?;
+        check_level(node, parts.level, level)?;
+        extents.push(Extent::new(node.page, 1));
+        let child_level = child_level(node, &parts)?;
+        for target in targets(&parts, page_size) {
+            if !seen.insert(target.start()) {
+                continue;
+            }
+            match target {
+                Target::Node(child) => stack.push((child, child_level)),
+                Target::Extent(extent, _) => extents.push(extent),
+            }
+        }
+    }
+    Ok(extents)
 }
