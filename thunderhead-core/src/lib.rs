@@ -33,5 +33,5 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use page::OverflowRef;
 pub use pager::Pager;
-pub use tree::{CheckReport, Range, Snapshot, Tree, Version};
+pub use tree::{Change, ChangeKind, CheckReport, Diff, Range, Snapshot, Tree, Version};
 pub use value::{ValueBytes, ValueStore};

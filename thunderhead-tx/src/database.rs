@@ -59,9 +59,53 @@ pub(crate) struct Inner<S: PageStore + 'static> {
     /// Where write transactions spill.
     pub scratch_dir: PathBuf,
     pub history: Mutex<History>,
-    pub queue: GroupCommit<CommitRequest<S>, Result<u64>>,
+    pub queue: GroupCommit<Request<S>, Result<u64>>,
+    /// Wakes those waiting for a commit (the change feed).
+    pub commits: crate::feed::Commits,
     pub locks: Locks,
     pub next_transaction: AtomicU64,
+}
+
+/// What the committer does, one at a time: every change of revision goes through it, so
+/// the revision a transaction is logged at before it applies is the one it gets.
+pub(crate) enum Request<S: PageStore> {
+    /// A write transaction.
+    Commit(Box<CommitRequest<S>>),
+    /// Creates (or drops) a named snapshot of the latest revision: one commit that
+    /// writes only the catalog, made durable with the batch.
+    Snapshot { name: Vec<u8>, create: bool },
+    /// [`Database::compact`].
+    Compact,
+}
+
+impl<S: PageStore + 'static> Request<S> {
+    fn wants_sync(&self) -> bool {
+        match self {
+            Request::Commit(request) => request.durability == Durability::Immediate,
+            Request::Snapshot { .. } => true,
+            // It syncs by itself.
+            Request::Compact => false,
+        }
+    }
+
+    fn apply(self, db: &Database<S>) -> Result<u64> {
+        let engine = &db.inner.engine;
+        match self {
+            Request::Commit(request) => request.apply(db),
+            Request::Snapshot { name, create } => {
+                let mut writer = engine.begin_write()?;
+                let revision = if create {
+                    writer.create_snapshot(&name)?
+                } else {
+                    writer.drop_snapshot(&name)?;
+                    writer.revision()
+                };
+                writer.commit(Durability::Eventual)?;
+                Ok(revision)
+            }
+            Request::Compact => Ok(engine.compact()?),
+        }
+    }
 }
 
 /// What the committer remembers to validate transactions still open.
@@ -283,6 +327,7 @@ impl<S: PageStore + 'static> Database<S> {
     }
 
     fn assemble(engine: Engine<S>, options: Options, scratch_dir: PathBuf) -> Self {
+        let latest = engine.revision();
         Self {
             inner: Arc::new(Inner {
                 engine,
@@ -290,6 +335,7 @@ impl<S: PageStore + 'static> Database<S> {
                 scratch_dir,
                 history: Mutex::new(History::default()),
                 queue: GroupCommit::default(),
+                commits: crate::feed::Commits::new(latest),
                 locks: Locks::default(),
                 next_transaction: AtomicU64::new(1),
             }),
@@ -349,7 +395,7 @@ impl<S: PageStore + 'static> Database<S> {
     pub fn begin_write(&self) -> Result<WriteTransaction<S>> {
         let id = self.inner.next_transaction.fetch_add(1, Ordering::Relaxed);
         let reader = {
-            let mut history = self.history();
+            let mut history = self.conflict_log();
             let reader = self.inner.engine.begin_read();
             history.begin(reader.revision());
             reader
@@ -415,7 +461,7 @@ impl<S: PageStore + 'static> Database<S> {
     /// # Ok::<(), thunderhead_tx::Error>(())
     /// ```
     pub fn compact(&self) -> Result<u64> {
-        Ok(self.inner.engine.compact()?)
+        self.submit(Request::Compact)
     }
 
     /// The storage engine underneath, for statistics.
@@ -434,7 +480,7 @@ impl<S: PageStore + 'static> Database<S> {
         &self.inner.engine
     }
 
-    pub(crate) fn history(&self) -> MutexGuard<'_, History> {
+    pub(crate) fn conflict_log(&self) -> MutexGuard<'_, History> {
         self.inner
             .history
             .lock()
@@ -443,11 +489,11 @@ impl<S: PageStore + 'static> Database<S> {
 
     /// Commits a batch of transactions, in order, each as its own revision, then makes
     /// the ones that asked for it durable with one sync.
-    pub(crate) fn commit_batch(&self, batch: Vec<CommitRequest<S>>) -> Vec<Result<u64>> {
+    pub(crate) fn commit_batch(&self, batch: Vec<Request<S>>) -> Vec<Result<u64>> {
         let mut results: Vec<Result<u64>> = Vec::with_capacity(batch.len());
         let mut durable = Vec::new();
         for request in batch {
-            let wants_sync = request.durability == Durability::Immediate;
+            let wants_sync = request.wants_sync();
             let result = request.apply(self);
             if wants_sync && result.is_ok() {
                 durable.push(results.len());
@@ -464,11 +510,12 @@ impl<S: PageStore + 'static> Database<S> {
                 ))));
             }
         }
+        self.inner.commits.published(self.inner.engine.revision());
         results
     }
 
-    /// Submits a transaction to the committer and waits for its outcome.
-    pub(crate) fn submit(&self, request: CommitRequest<S>) -> Result<u64> {
+    /// Submits a request to the committer and waits for its outcome.
+    pub(crate) fn submit(&self, request: Request<S>) -> Result<u64> {
         self.inner
             .queue
             .submit(request, |batch| self.commit_batch(batch))

@@ -117,6 +117,85 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The revision is no longer readable: older than the retained history
+    /// ([`Options::retain_revisions`](crate::Options::retain_revisions)) and kept by no
+    /// snapshot. A change-feed subscriber that fell this far behind gets it too, never
+    /// a silent gap.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Error, Options};
+    /// let db = Database::in_memory(Options::default())?; // keeps the latest revision only
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// assert!(matches!(
+    ///     db.begin_read_at(0),
+    ///     Err(Error::RevisionPruned { revision: 0, oldest_retained: 1 })
+    /// ));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    #[error("revision {revision} is no longer retained (the oldest retained is {oldest_retained})")]
+    RevisionPruned {
+        /// The revision asked for.
+        revision: u64,
+        /// The oldest revision still readable (snapshots aside).
+        oldest_retained: u64,
+    },
+    /// The revision has not been committed yet.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Error, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// assert!(matches!(db.begin_read_at(5), Err(Error::RevisionNotFound { revision: 5, latest: 0 })));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    #[error("revision {revision} does not exist yet (the latest is {latest})")]
+    RevisionNotFound {
+        /// The revision asked for.
+        revision: u64,
+        /// The latest committed revision.
+        latest: u64,
+    },
+    /// No snapshot has this name.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Error, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// assert!(matches!(db.drop_snapshot(b"nightly"), Err(Error::SnapshotNotFound { .. })));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    #[error("no snapshot named \"{}\"", .name.escape_ascii())]
+    SnapshotNotFound {
+        /// The name asked for.
+        name: Vec<u8>,
+    },
+    /// A snapshot of this name exists already.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Error, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// db.snapshot(b"nightly")?;
+    /// assert!(matches!(db.snapshot(b"nightly"), Err(Error::SnapshotExists { .. })));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    #[error("a snapshot named \"{}\" already exists", .name.escape_ascii())]
+    SnapshotExists {
+        /// The name asked for.
+        name: Vec<u8>,
+    },
+    /// A snapshot name that cannot be used: empty, or longer than 255 bytes.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Error, Options};
+    /// # let db = Database::in_memory(Options::default())?;
+    /// assert!(matches!(db.snapshot(b""), Err(Error::InvalidSnapshotName { .. })));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    #[error("invalid snapshot name: {reason}")]
+    InvalidSnapshotName {
+        /// Why.
+        reason: String,
+    },
     /// A key (with its view's prefix) is longer than the page size allows.
     ///
     /// ```
@@ -251,6 +330,19 @@ impl From<thunderhead_core::Error> for Error {
             Core::TreeNotFound { name } => Error::TreeNotFound { name },
             Core::TreeExists { name } => Error::TreeExists { name },
             Core::InvalidTreeName { reason } => Error::InvalidTreeName { reason },
+            Core::RevisionPruned {
+                revision,
+                oldest_retained,
+            } => Error::RevisionPruned {
+                revision,
+                oldest_retained,
+            },
+            Core::RevisionNotFound { revision, latest } => {
+                Error::RevisionNotFound { revision, latest }
+            }
+            Core::SnapshotNotFound { name } => Error::SnapshotNotFound { name },
+            Core::SnapshotExists { name } => Error::SnapshotExists { name },
+            Core::InvalidSnapshotName { reason } => Error::InvalidSnapshotName { reason },
             Core::WriterPoisoned => Error::Interrupted,
             Core::Invariant { location, reason } => Error::Invariant { location, reason },
             Core::Storage(disk) => match disk {

@@ -11,6 +11,12 @@
 //! * Trees are named, can be renamed, deleted, and forked in constant time
 //!   ([`WriteTransaction::fork_tree`]), and viewed through a key prefix
 //!   ([`WriteTree::prefix`]).
+//! * Every commit is a revision. Past revisions stay readable as
+//!   [`Options::retain_revisions`] says ([`Database::begin_read_at`]); named snapshots
+//!   ([`Database::snapshot`]) keep one until dropped. [`Database::diff`] says what
+//!   changed between two versions at a cost that follows the change, and
+//!   [`Database::changes_since`] is a feed of every commit's changes, with
+//!   [`Database::wait_for_commit`] and [`Database::commit_after`] to wait for more.
 //!
 //! ```
 //! use thunderhead_tx::{Database, Options};
@@ -31,7 +37,9 @@
 
 mod arena;
 mod database;
+mod diff;
 mod error;
+mod feed;
 mod footprint;
 mod keys;
 mod locks;
@@ -42,15 +50,19 @@ mod read;
 mod spill;
 mod store;
 mod sync;
+mod versions;
 mod write;
 
 pub use database::Database;
+pub use diff::{Change, Diff};
 pub use error::{Error, Result};
+pub use feed::{ChangeFeed, CommitAfter, CommitChanges};
 pub use merge::WriteRange;
 pub use options::Options;
 pub use read::{Range, ReadTransaction, ReadTree};
 pub use store::Store;
-pub use thunderhead_core::{Durability, EngineReport, ValueBytes as Value};
+pub use thunderhead_core::{ChangeKind, Durability, EngineReport, Retention, ValueBytes as Value};
+pub use versions::{CommitInfo, SnapshotInfo, Version};
 pub use write::{WriteTransaction, WriteTree};
 
 #[doc(hidden)]

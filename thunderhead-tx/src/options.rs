@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use thunderhead_core::Durability;
+use thunderhead_core::{Durability, Retention};
 
 /// Settings of a [`Database`](crate::Database). `Options::default()` is what most
 /// users want; fields can be set directly.
@@ -49,6 +49,28 @@ pub struct Options {
     pub spill_bytes: usize,
     /// How long an operation waits for a range another transaction locked.
     pub lock_timeout: Duration,
+    /// Which past revisions stay readable ([`Database::begin_read_at`], diffs, the change
+    /// feed): at most a number of them, and/or those superseded less than an age ago.
+    /// The default keeps only the latest: history costs the pages the commits since
+    /// rewrote, so it is asked for. Named snapshots are kept until dropped, whatever
+    /// this says.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options, Retention};
+    /// let options = Options { retain_revisions: Retention::revisions(100), ..Options::default() };
+    /// let db = Database::in_memory(options)?;
+    /// for value in [b"1", b"2", b"3"] {
+    ///     let txn = db.begin_write()?;
+    ///     txn.open_tree(b"t")?.insert(b"k", value)?;
+    ///     txn.commit()?;
+    /// }
+    /// let then = db.begin_read_at(1)?;
+    /// assert_eq!(then.open_tree(b"t")?.get(b"k")?.as_deref(), Some(&b"1"[..]));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    ///
+    /// [`Database::begin_read_at`]: crate::Database::begin_read_at
+    pub retain_revisions: Retention,
 }
 
 impl Default for Options {
@@ -60,6 +82,7 @@ impl Default for Options {
             journal_bytes: thunderhead_core::JOURNAL_BYTES_MAX_DEFAULT,
             spill_bytes: 64 * 1024 * 1024,
             lock_timeout: Duration::from_secs(10),
+            retain_revisions: Retention::LATEST,
         }
     }
 }
@@ -69,6 +92,7 @@ impl Options {
         thunderhead_core::TreeConfig {
             journal_bytes_max: self.journal_bytes,
             cache_bytes_max: self.cache_bytes,
+            retention: self.retain_revisions,
             ..thunderhead_core::TreeConfig::default()
         }
     }

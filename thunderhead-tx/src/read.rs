@@ -30,6 +30,15 @@ pub struct ReadTransaction<S: PageStore = Store> {
     pub(crate) reader: Reader<S>,
 }
 
+/// Another transaction of the same revision, keeping it readable on its own.
+impl<S: PageStore> Clone for ReadTransaction<S> {
+    fn clone(&self) -> Self {
+        Self {
+            reader: self.reader.clone(),
+        }
+    }
+}
+
 impl<S: PageStore> ReadTransaction<S> {
     /// The revision this transaction reads.
     ///
@@ -45,6 +54,43 @@ impl<S: PageStore> ReadTransaction<S> {
     /// ```
     pub fn revision(&self) -> u64 {
         self.reader.revision()
+    }
+
+    /// When the revision read was committed.
+    ///
+    /// ```
+    /// # use thunderhead_tx::{Database, Options};
+    /// let db = Database::in_memory(Options::default())?;
+    /// let before = db.begin_read();
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// assert!(before.time() <= db.begin_read().time());
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    pub fn time(&self) -> std::time::SystemTime {
+        crate::versions::system_time(self.reader.time())
+    }
+
+    /// What changed from this transaction's version to `newer`'s (or back, if `newer`
+    /// is older): every tree, in tree and key order; see [`Diff`](crate::Diff).
+    ///
+    /// ```
+    /// use thunderhead_tx::{ChangeKind, Database, Options};
+    ///
+    /// let db = Database::in_memory(Options::default())?;
+    /// let before = db.begin_read();
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// let changes: Vec<_> = before.diff(&db.begin_read()).collect::<Result<_, _>>()?;
+    /// assert_eq!(changes.len(), 1);
+    /// assert_eq!((changes[0].tree.as_slice(), changes[0].key.as_slice()), (&b"t"[..], &b"k"[..]));
+    /// assert!(matches!(&changes[0].kind, ChangeKind::Added(value) if &value[..] == b"v"));
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    pub fn diff(&self, newer: &ReadTransaction<S>) -> crate::Diff<S> {
+        crate::Diff::new(self.clone(), newer.clone(), None)
     }
 
     /// The named tree as of this transaction's revision ([`Error::TreeNotFound`] if it

@@ -22,7 +22,7 @@ use thunderhead_core::{Durability, Reader, VALUE_BYTES_MAX, ValueBytes, Version,
 use thunderhead_disk::{PageSlice, PageStore};
 
 use crate::arena::Arena;
-use crate::database::{Database, check_tree_name};
+use crate::database::{Database, Request, check_tree_name};
 use crate::error::{Error, Result};
 use crate::footprint::{Footprint, KeySet};
 use crate::keys::KeyRange;
@@ -408,7 +408,10 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
         } else {
             match state.wait_for_locks(self.id, &self.db) {
                 Err(error) => Err(error),
-                Ok(()) => self.db.submit(CommitRequest { state, durability }),
+                Ok(()) => self.db.submit(Request::Commit(Box::new(CommitRequest {
+                    state,
+                    durability,
+                }))),
             }
         };
         self.finish(begin);
@@ -430,7 +433,7 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
     pub fn abort(self) {}
 
     fn finish(&self, begin: u64) {
-        self.db.history().end(begin);
+        self.db.conflict_log().end(begin);
         self.db.inner.locks.release(self.id);
     }
 
@@ -443,7 +446,7 @@ impl<S: PageStore + 'static> WriteTransaction<S> {
     fn rebase(&self) -> Result<()> {
         let mut state = self.state();
         let reader = {
-            let mut history = self.db.history();
+            let mut history = self.db.conflict_log();
             if let Some(reason) = history.conflict(&state.reads, state.begin) {
                 return Err(Error::Conflict { reason });
             }
@@ -647,7 +650,7 @@ impl<S: PageStore + 'static> CommitRequest<S> {
         let engine = &db.inner.engine;
         let written = Arc::new(self.state.write_footprint());
         let revision = {
-            let mut history = db.history();
+            let mut history = db.conflict_log();
             if let Some(reason) = history.conflict(&self.state.reads, self.state.begin) {
                 return Err(Error::Conflict { reason });
             }
@@ -664,7 +667,7 @@ impl<S: PageStore + 'static> CommitRequest<S> {
             Ok(writer.commit(Durability::Eventual)?)
         })();
         if !matches!(result, Ok(committed) if committed == revision) {
-            let mut history = db.history();
+            let mut history = db.conflict_log();
             history.log.retain(|(logged, _)| *logged != revision);
         }
         result

@@ -333,6 +333,22 @@ impl<S: PageStore> Reader<S> {
     }
 }
 
+/// Another reader of the same revision: it pins the revision again, so each keeps it
+/// readable on its own (even once the retention rules let it go).
+impl<S: PageStore> Clone for Reader<S> {
+    fn clone(&self) -> Self {
+        self.engine.shared.pins.pin(self.revision);
+        let pager = &self.engine.shared.pager;
+        Self {
+            catalog: Snapshot::new(pager.clone(), self.catalog.version()),
+            snapshot: Snapshot::new(pager.clone(), self.snapshot.version()),
+            revision: self.revision,
+            time: self.time,
+            engine: self.engine.clone(),
+        }
+    }
+}
+
 impl<S: PageStore> std::ops::Deref for Reader<S> {
     type Target = Snapshot<S>;
     fn deref(&self) -> &Snapshot<S> {

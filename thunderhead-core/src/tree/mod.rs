@@ -3,6 +3,7 @@
 
 mod check;
 mod cow;
+mod diff;
 mod flush;
 mod iter;
 mod journal;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use thunderhead_disk::{PageId, PageSlice, PageStore};
 
 pub use check::CheckReport;
+pub use diff::{Change, ChangeKind, Diff};
 pub use iter::Range;
 pub(crate) use reach::{commit_diff, reference_counts, shared_diff, unseen_extents, verify_recent};
 

@@ -1,0 +1,1018 @@
+//! Structural diff of two committed versions of a tree kept in the same pager.
+//!
+//! Two versions of a copy-on-write tree share every subtree neither commit touched, so a
+//! diff walks both versions together, top down, aligned by key range, and never reads a
+//! subtree that is the same page on both sides *with the same live ancestor messages for
+//! its range*: such a subtree has the same logical contents on both sides. Everything
+//! else is compared by logical contents (journal messages applied), not by pages, so a
+//! flush that only moved messages down yields nothing.
+//!
+//! The walk keeps, for each side, a stack of expanded branches (a cursor, as an iterator
+//! keeps) and the side's *current item*: the next subtree at the frontier, or the
+//! materialised entries of a leaf partly compared. Both current items always start at the
+//! same key. Each step either
+//!
+//! * skips both items (same page, same key range, same messages),
+//! * enters a **joint descent** (same page and range, different messages): the page is
+//!   read once for both sides, and only the children holding keys those messages
+//!   decide differently are entered: one descent for all such keys, in key order,
+//! * expands the taller item (or both, at equal levels) into its children, or
+//! * compares two leaves' logical entries up to the lower of their high fences.
+//!
+//! Changes found go to a queue of *candidates* (a key and the stored values on each
+//! side) that is emptied before the walk goes on; a candidate's values are loaded (and
+//! compared byte for byte, when both sides store different references) only when it is
+//! yielded. Memory is the two stacks (per level, a branch page, its segments and the
+//! messages for its range) plus two leaves' worth of entries, and the candidates of one
+//! leaf (or of the messages above one pruned child).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+
+use thunderhead_disk::{PageId, PageStore};
+
+use crate::config::TREE_DEPTH_MAX;
+use crate::error::{Error, Result};
+use crate::node::{
+    Buffer, Entry, Fences, Leaf, PointMessage, PointOp, RangeMessage, RangeSweep, StoredRef,
+};
+use crate::page::{BranchPage, LeafPage, SegmentPage, SegmentSlot};
+use crate::pager::{LoadedNode, Pager};
+use crate::tree::read::depth_exceeded;
+use crate::tree::view::{BranchView, LeafView, segment_collect};
+use crate::tree::{Snapshot, Version};
+use crate::value::{ValueBytes, ValueStore, ValueStored};
+
+/// One key whose value differs between the two versions of a [`Diff`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The key.
+    pub key: Vec<u8>,
+    /// What happened to it, going from the old version to the new.
+    pub kind: ChangeKind,
+}
+
+/// How a key's value differs between the old and the new version.
+#[derive(Clone, Debug)]
+pub enum ChangeKind {
+    /// Absent in the old version, present in the new.
+    Added(ValueBytes),
+    /// Present in the old version, absent in the new.
+    Removed(ValueBytes),
+    /// Present in both, with different bytes.
+    Updated {
+        /// The value in the old version.
+        old: ValueBytes,
+        /// The value in the new version.
+        new: ValueBytes,
+    },
+}
+
+impl ChangeKind {
+    /// The value in the old version, if the key had one.
+    pub fn old_value(&self) -> Option<&ValueBytes> {
+        match self {
+            ChangeKind::Added(_) => None,
+            ChangeKind::Removed(old) | ChangeKind::Updated { old, .. } => Some(old),
+        }
+    }
+
+    /// The value in the new version, if the key has one.
+    pub fn new_value(&self) -> Option<&ValueBytes> {
+        match self {
+            ChangeKind::Removed(_) => None,
+            ChangeKind::Added(new) | ChangeKind::Updated { new, .. } => Some(new),
+        }
+    }
+}
+
+// `ValueBytes` (a `PageSlice`) has no `PartialEq`: values compare by their bytes.
+impl PartialEq for ChangeKind {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ChangeKind::Added(a), ChangeKind::Added(b))
+            | (ChangeKind::Removed(a), ChangeKind::Removed(b)) => a[..] == b[..],
+            (
+                ChangeKind::Updated { old, new },
+                ChangeKind::Updated {
+                    old: other_old,
+                    new: other_new,
+                },
+            ) => old[..] == other_old[..] && new[..] == other_new[..],
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ChangeKind {}
+
+/// The changes from one committed version of a tree to another, in ascending key order.
+/// Lazy: it reads pages as it goes, and skips every subtree the two versions share.
+///
+/// Items are `Result`s: a page that fails to load or validate ends the diff with its
+/// error. Both versions must be stored in the pager given (as versions of one tree are).
+///
+/// ```
+/// use std::sync::Arc;
+/// use thunderhead_core::{ChangeKind, Pager, Snapshot, Tree, TreeConfig};
+/// use thunderhead_disk::MemStore;
+///
+/// let pager = Arc::new(Pager::new(MemStore::new(4096)?, &TreeConfig::default())?);
+/// let mut tree = Tree::new(pager.clone());
+/// tree.put(b"apple", b"red")?;
+/// tree.put(b"pear", b"green")?;
+/// let first = tree.commit()?;
+/// tree.put(b"apple", b"green")?;
+/// tree.delete(b"pear")?;
+/// let second = tree.commit()?;
+/// let old = Snapshot::new(pager.clone(), first);
+/// let new = Snapshot::new(pager, second);
+/// let changes = old.diff(&new).collect::<Result<Vec<_>, _>>()?;
+/// assert_eq!(changes.len(), 2);
+/// assert!(matches!(&changes[0].kind, ChangeKind::Updated { new, .. } if &new[..] == b"green"));
+/// assert!(matches!(&changes[1].kind, ChangeKind::Removed(old) if &old[..] == b"green"));
+/// # Ok::<(), thunderhead_core::Error>(())
+/// ```
+pub struct Diff<S: PageStore> {
+    reads: Reads<S>,
+    roots: Option<(Version, Version)>,
+    old: Side,
+    new: Side,
+    /// The joint descent under way, if any: frames of pages both sides share (under
+    /// different messages). While it runs, neither side's walk moves.
+    joint: Vec<JointFrame>,
+    /// Keys found to (possibly) differ, in key order, not yet yielded.
+    queue: VecDeque<Candidate>,
+    /// An error to yield before anything else (the snapshots' pagers differ).
+    failure: Option<Error>,
+    finished: bool,
+}
+
+impl<S: PageStore> Diff<S> {
+    /// The changes from version `old` to version `new`, both stored in `pager`.
+    pub fn new(pager: Arc<Pager<S>>, old: Version, new: Version) -> Self {
+        Self {
+            reads: Reads {
+                pager,
+                count: 0,
+                held: Vec::new(),
+            },
+            roots: Some((old, new)),
+            old: Side::default(),
+            new: Side::default(),
+            joint: Vec::new(),
+            queue: VecDeque::new(),
+            failure: None,
+            finished: false,
+        }
+    }
+
+    /// Pages (nodes, journal segments, overflow extents) this diff has loaded so far,
+    /// counting each load it asked the pager for (cache hits included). A page one side
+    /// already holds is handed to the other without a second load.
+    pub fn pages_read(&self) -> u64 {
+        self.reads.count
+    }
+
+    /// One step of the walk. Returns `false` once both versions are exhausted.
+    fn advance(&mut self) -> Result<bool> {
+        if let Some((old, new)) = self.roots.take() {
+            self.start(old, new)?;
+            return Ok(true);
+        }
+        if !self.joint.is_empty() {
+            self.joint_step()?;
+            return Ok(true);
+        }
+        self.old.fill(&mut self.reads)?;
+        self.new.fill(&mut self.reads)?;
+        match (self.old.item.take(), self.new.item.take()) {
+            (None, None) => Ok(false),
+            (Some(_), None) | (None, Some(_)) => Err(Error::corrupted(
+                PageId::NONE,
+                "the two versions' key ranges do not line up",
+            )),
+            (Some(Item::Subtree(old)), Some(Item::Subtree(new))) => {
+                self.subtrees(old, new)?;
+                Ok(true)
+            }
+            (Some(Item::Subtree(old)), Some(Item::Entries(new))) => {
+                self.new.item = Some(Item::Entries(new));
+                self.old.descend(&mut self.reads, old)?;
+                Ok(true)
+            }
+            (Some(Item::Entries(old)), Some(Item::Subtree(new))) => {
+                self.old.item = Some(Item::Entries(old));
+                self.new.descend(&mut self.reads, new)?;
+                Ok(true)
+            }
+            (Some(Item::Entries(old)), Some(Item::Entries(new))) => {
+                self.compare_entries(old, new);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Begins with the two roots. The same root (a version against itself, or a commit
+    /// that changed nothing) is the whole answer: nothing differs, nothing is read.
+    fn start(&mut self, old: Version, new: Version) -> Result<()> {
+        if old.root == new.root && old.root_checksum == new.root_checksum {
+            return Ok(());
+        }
+        for (side, version) in [(&mut self.old, old), (&mut self.new, new)] {
+            let root = version.root_ref();
+            let loaded = self.reads.node(root)?;
+            let level = loaded_level(&loaded);
+            if usize::from(level) >= TREE_DEPTH_MAX {
+                return Err(depth_exceeded());
+            }
+            side.item = Some(Item::Subtree(Subtree {
+                node: root,
+                level,
+                fences: Fences::default(),
+                pending: Buffer::default(),
+                loaded: Some(loaded),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Both sides' next items are subtrees starting at the same key.
+    fn subtrees(&mut self, old: Subtree, new: Subtree) -> Result<()> {
+        if old.fences == new.fences && same_page(old.node, new.node) {
+            // The same page over the same range: only the messages above it can differ.
+            // `joint_enter` skips it outright when they are the same.
+            let loaded = old.loaded.or(new.loaded);
+            return self.joint_enter(
+                old.node,
+                old.level,
+                old.fences,
+                old.pending,
+                new.pending,
+                loaded,
+            );
+        }
+        // Different pages: open the taller side first, so that both come down to the
+        // same level (versions of different heights), then both together.
+        match old.level.cmp(&new.level) {
+            std::cmp::Ordering::Greater => {
+                self.new.item = Some(Item::Subtree(new));
+                self.old.descend(&mut self.reads, old)
+            }
+            std::cmp::Ordering::Less => {
+                self.old.item = Some(Item::Subtree(old));
+                self.new.descend(&mut self.reads, new)
+            }
+            std::cmp::Ordering::Equal => {
+                self.old.descend(&mut self.reads, old)?;
+                self.new.descend(&mut self.reads, new)
+            }
+        }
+    }
+
+    /// Compares two leaves' logical entries up to the lower of their high fences. A
+    /// side whose leaf ends there moves on; the other keeps the rest of its entries for
+    /// the next leaf of the first (the leaves of two versions need not line up).
+    fn compare_entries(&mut self, mut old: Entries, mut new: Entries) {
+        let limit = match (&old.high, &new.high) {
+            (Some(a), Some(b)) => Some(a.min(b).clone()),
+            (Some(a), None) => Some(a.clone()),
+            (None, high) => high.clone(),
+        };
+        let below = |entry: &&Entry| limit.as_ref().is_none_or(|limit| entry.key < *limit);
+        loop {
+            let a = old.entries.get(old.at).filter(below);
+            let b = new.entries.get(new.at).filter(below);
+            let (key, old_value, new_value) = match (a, b) {
+                (None, None) => break,
+                (Some(a), None) => {
+                    old.at += 1;
+                    (&a.key, Some(&a.value), None)
+                }
+                (None, Some(b)) => {
+                    new.at += 1;
+                    (&b.key, None, Some(&b.value))
+                }
+                (Some(a), Some(b)) => match a.key.cmp(&b.key) {
+                    std::cmp::Ordering::Less => {
+                        old.at += 1;
+                        (&a.key, Some(&a.value), None)
+                    }
+                    std::cmp::Ordering::Greater => {
+                        new.at += 1;
+                        (&b.key, None, Some(&b.value))
+                    }
+                    std::cmp::Ordering::Equal => {
+                        old.at += 1;
+                        new.at += 1;
+                        (&a.key, Some(&a.value), Some(&b.value))
+                    }
+                },
+            };
+            self.queue
+                .extend(candidate(key, old_value.cloned(), new_value.cloned()));
+        }
+        if old.high != limit {
+            self.old.item = Some(Item::Entries(old));
+        }
+        if new.high != limit {
+            self.new.item = Some(Item::Entries(new));
+        }
+    }
+
+    /// Looks at a page both sides share, under messages `old` and `new` (everything the
+    /// ancestors of each side hold for `fences`). Reads the page only if some key the
+    /// messages decide differently is decided, on at least one side, by the page.
+    fn joint_enter(
+        &mut self,
+        node: StoredRef,
+        level: u8,
+        fences: Fences,
+        old: Buffer,
+        new: Buffer,
+        loaded: Option<LoadedNode>,
+    ) -> Result<()> {
+        if same_messages(&old, &new) {
+            return Ok(());
+        }
+        if let Some(decided) = compare_overlays(&old, &new, None) {
+            // Every key the messages disagree about is decided by them on both sides:
+            // the page cannot matter.
+            self.queue.extend(decided);
+            return Ok(());
+        }
+        match load_node(&mut self.reads, node, level, loaded)? {
+            LoadedNode::Leaf(page) => {
+                let entries = leaf_entries(page, &fences)?;
+                let found = compare_overlays(&old, &new, Some(&entries))
+                    .expect("a comparison over known entries always decides");
+                self.queue.extend(found);
+            }
+            LoadedNode::Branch(page) => {
+                let branch = open_branch(page, &fences)?;
+                self.joint.push(JointFrame {
+                    node: Expanded::new(branch, fences),
+                    old,
+                    new,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the next child of the joint descent's deepest branch.
+    fn joint_step(&mut self) -> Result<()> {
+        let frame = self.joint.last_mut().expect("a joint descent is under way");
+        let Some((index, fences)) = frame.node.next_child() else {
+            self.joint.pop();
+            return Ok(());
+        };
+        let mut old = Buffer::default();
+        let mut new = Buffer::default();
+        frame
+            .old
+            .copy_range_into(fences.low(), fences.high(), &mut old);
+        frame
+            .new
+            .copy_range_into(fences.low(), fences.high(), &mut new);
+        if same_messages(&old, &new) {
+            return Ok(());
+        }
+        if let Some(decided) = compare_overlays(&old, &new, None) {
+            // Decided above this branch: its journal need not even be read.
+            self.queue.extend(decided);
+            return Ok(());
+        }
+        // This branch's journal is the same on both sides: add it to both (its segments
+        // are loaded once) and let `joint_enter` look again with it.
+        frame
+            .node
+            .collect(&mut self.reads, index, &fences, &mut old)?;
+        frame
+            .node
+            .collect(&mut self.reads, index, &fences, &mut new)?;
+        let (node, level) = frame.node.child(index)?;
+        self.joint_enter(node, level, fences, old, new, None)
+    }
+
+    /// Loads the values of a candidate and turns it into a change, or `None` if the
+    /// bytes are the same after all.
+    fn resolve(&mut self, candidate: Candidate) -> Result<Option<Change>> {
+        let kind = match (candidate.old, candidate.new) {
+            (None, None) => return Ok(None),
+            (Some(old), None) => ChangeKind::Removed(self.reads.value(old)?),
+            (None, Some(new)) => ChangeKind::Added(self.reads.value(new)?),
+            (Some(old), Some(new)) => {
+                // Different references may still hold the same bytes (a value written
+                // again); equal lengths are the only case that needs both loaded to tell.
+                let same_length = stored_len(&old) == stored_len(&new);
+                let old = self.reads.value(old)?;
+                let new = self.reads.value(new)?;
+                if same_length && old[..] == new[..] {
+                    return Ok(None);
+                }
+                ChangeKind::Updated { old, new }
+            }
+        };
+        Ok(Some(Change {
+            key: candidate.key,
+            kind,
+        }))
+    }
+}
+
+impl<S: PageStore> Iterator for Diff<S> {
+    type Item = Result<Change>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.failure.take() {
+            self.finished = true;
+            return Some(Err(error));
+        }
+        while !self.finished {
+            let step = match self.queue.pop_front() {
+                Some(candidate) => match self.resolve(candidate) {
+                    Ok(Some(change)) => return Some(Ok(change)),
+                    Ok(None) => Ok(true),
+                    Err(error) => Err(error),
+                },
+                None => self.advance(),
+            };
+            match step {
+                Ok(true) => {}
+                Ok(false) => self.finished = true,
+                Err(error) => {
+                    self.finished = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<S: PageStore> std::iter::FusedIterator for Diff<S> {}
+
+impl<S: PageStore> Snapshot<S> {
+    /// The changes from this version (the old one) to `newer`, in key order. Both
+    /// snapshots must read the same pager (versions of one tree, or trees of one store).
+    pub fn diff(&self, newer: &Snapshot<S>) -> Diff<S> {
+        let mut diff = Diff::new(self.pager.clone(), self.version, newer.version);
+        if !Arc::ptr_eq(&self.pager, &newer.pager) {
+            diff.failure = Some(Error::InvalidConfig(
+                "a diff needs two snapshots of the same pager".into(),
+            ));
+        }
+        diff
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading pages, and counting what was read
+
+/// The diff's access to the pager. It counts every load, and hands out a page that a
+/// frame of either side still holds instead of loading it again: the two roots of
+/// consecutive versions usually share most of their journal segments.
+struct Reads<S> {
+    pager: Arc<Pager<S>>,
+    count: u64,
+    /// Pages loaded and perhaps still held by a frame. Weak, so holding them here keeps
+    /// nothing alive: once no frame needs a page, it is gone from here too.
+    held: Vec<(PageId, u32, Held)>,
+}
+
+enum Held {
+    Leaf(Weak<LeafPage>),
+    Branch(Weak<BranchPage>),
+    Segment(Weak<SegmentPage>),
+}
+
+impl Held {
+    fn is_alive(&self) -> bool {
+        match self {
+            Held::Leaf(page) => page.strong_count() > 0,
+            Held::Branch(page) => page.strong_count() > 0,
+            Held::Segment(page) => page.strong_count() > 0,
+        }
+    }
+}
+
+impl<S: PageStore> Reads<S> {
+    fn find(&self, page: PageId, checksum: u32) -> Option<&Held> {
+        self.held
+            .iter()
+            .find(|(held_page, held_checksum, _)| *held_page == page && *held_checksum == checksum)
+            .map(|(_, _, held)| held)
+    }
+
+    fn remember(&mut self, page: PageId, checksum: u32, held: Held) {
+        self.held.retain(|(_, _, held)| held.is_alive());
+        self.held.push((page, checksum, held));
+    }
+
+    fn node(&mut self, node: StoredRef) -> Result<LoadedNode> {
+        match self.find(node.page, node.checksum) {
+            Some(Held::Leaf(page)) => {
+                if let Some(page) = page.upgrade() {
+                    return Ok(LoadedNode::Leaf(page));
+                }
+            }
+            Some(Held::Branch(page)) => {
+                if let Some(page) = page.upgrade() {
+                    return Ok(LoadedNode::Branch(page));
+                }
+            }
+            Some(Held::Segment(_)) | None => {}
+        }
+        self.count += 1;
+        let loaded = self.pager.load_node(node)?;
+        let held = match &loaded {
+            LoadedNode::Leaf(page) => Held::Leaf(Arc::downgrade(page)),
+            LoadedNode::Branch(page) => Held::Branch(Arc::downgrade(page)),
+        };
+        self.remember(node.page, node.checksum, held);
+        Ok(loaded)
+    }
+
+    fn segment(&mut self, slot: &SegmentSlot) -> Result<Arc<SegmentPage>> {
+        let (page, checksum) = (PageId(slot.page.get()), slot.checksum.get());
+        if let Some(Held::Segment(segment)) = self.find(page, checksum)
+            && let Some(segment) = segment.upgrade()
+        {
+            return Ok(segment);
+        }
+        self.count += 1;
+        let segment = self.pager.load_segment(slot)?;
+        self.remember(page, checksum, Held::Segment(Arc::downgrade(&segment)));
+        Ok(segment)
+    }
+
+    /// A value's bytes (an overflow extent is one load; inline values cost nothing).
+    fn value(&mut self, value: ValueStored) -> Result<ValueBytes> {
+        match value {
+            ValueStored::Inline(bytes) => Ok(bytes),
+            ValueStored::Overflow(reference) => {
+                self.count += 1;
+                Ok(self.pager.get_value(&reference)?)
+            }
+        }
+    }
+}
+
+fn loaded_level(loaded: &LoadedNode) -> u8 {
+    match loaded {
+        LoadedNode::Leaf(_) => 0,
+        LoadedNode::Branch(page) => page.level(),
+    }
+}
+
+/// Loads a node its parent expects at `level` (unless the caller already has it), and
+/// checks that it is there: levels strictly decrease on every descent, so a corrupt file
+/// cannot make the walk loop (as `BranchView::child` checks for reads).
+fn load_node<S: PageStore>(
+    reads: &mut Reads<S>,
+    node: StoredRef,
+    level: u8,
+    loaded: Option<LoadedNode>,
+) -> Result<LoadedNode> {
+    let loaded = match loaded {
+        Some(loaded) => loaded,
+        None => reads.node(node)?,
+    };
+    if loaded_level(&loaded) != level {
+        return Err(Error::corrupted(
+            node.page,
+            format!(
+                "node at level {} where level {level} was expected",
+                loaded_level(&loaded)
+            ),
+        ));
+    }
+    Ok(loaded)
+}
+
+/// A stored branch seen under `fences`, checked to fit them: its implied prefix is the
+/// one the fences imply and its pivots lie strictly inside, so that its children's
+/// ranges nest in its own and the two walks stay aligned whatever the file says.
+fn open_branch(page: Arc<BranchPage>, fences: &Fences) -> Result<BranchView<'static>> {
+    let id = page.id;
+    if page.implied_len() != fences.implied_len() {
+        return Err(Error::corrupted(
+            id,
+            "implied prefix differs from the fences",
+        ));
+    }
+    let branch = BranchView::Stored(page);
+    let pivots = branch.len() - 1;
+    if pivots > 0 {
+        let first = branch.pivot(0, fences);
+        let last = branch.pivot(pivots - 1, fences);
+        if fences.low().is_some_and(|low| first.as_slice() <= low)
+            || fences.high().is_some_and(|high| last.as_slice() >= high)
+        {
+            return Err(Error::corrupted(id, "pivots outside the branch's fences"));
+        }
+    }
+    Ok(branch)
+}
+
+/// A stored leaf's entries under `fences`, checked to lie inside them.
+fn leaf_entries(page: Arc<LeafPage>, fences: &Fences) -> Result<Vec<Entry>> {
+    let id = page.id;
+    if page.implied_len() != fences.implied_len() {
+        return Err(Error::corrupted(
+            id,
+            "implied prefix differs from the fences",
+        ));
+    }
+    let entries = LeafView::Stored(page).entries(fences);
+    let outside = |entry: &Entry| !fences.contains(&entry.key);
+    if entries.first().is_some_and(outside) || entries.last().is_some_and(outside) {
+        return Err(Error::corrupted(id, "entries outside the leaf's fences"));
+    }
+    Ok(entries)
+}
+
+// ---------------------------------------------------------------------------------------
+// One side's walk
+
+/// A branch being walked child by child, with its journal segments (loaded on first use).
+struct Expanded {
+    branch: BranchView<'static>,
+    fences: Fences,
+    segments: Vec<Option<Arc<SegmentPage>>>,
+    next: usize,
+}
+
+impl Expanded {
+    fn new(branch: BranchView<'static>, fences: Fences) -> Self {
+        let segments = vec![None; branch.segment_count()];
+        Self {
+            branch,
+            fences,
+            segments,
+            next: 0,
+        }
+    }
+
+    /// The next child's index and fences, if any child is left.
+    fn next_child(&mut self) -> Option<(usize, Fences)> {
+        if self.next == self.branch.len() {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        Some((index, self.branch.child_fences(index, &self.fences)))
+    }
+
+    /// Child `index`'s page and the level it must have.
+    fn child(&self, index: usize) -> Result<(StoredRef, u8)> {
+        let node = self.branch.stored_child(index).ok_or_else(|| {
+            Error::corrupted(PageId::NONE, "a stored branch with a transient child")
+        })?;
+        // A stored branch is at level 1 or more (its page was validated).
+        Ok((node, self.branch.level() - 1))
+    }
+
+    /// Adds this branch's live journal messages for child `index` (those above its
+    /// watermark) to `into`.
+    fn collect<S: PageStore>(
+        &mut self,
+        reads: &mut Reads<S>,
+        index: usize,
+        fences: &Fences,
+        into: &mut Buffer,
+    ) -> Result<()> {
+        let watermark = self.branch.watermark(index);
+        for (position, loaded) in self.segments.iter_mut().enumerate() {
+            let slot = self.branch.segment(position);
+            if slot.seq_max.get() <= watermark {
+                continue;
+            }
+            let segment = match loaded {
+                Some(segment) => segment,
+                None => loaded.insert(reads.segment(&slot)?),
+            };
+            segment_collect(segment, watermark, fences.low(), fences.high(), into);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Side {
+    stack: Vec<Frame>,
+    /// The next part of this version not yet compared; `None` with an empty stack once
+    /// the version is exhausted.
+    item: Option<Item>,
+}
+
+/// A branch one side has opened, with the messages its ancestors hold for its range.
+struct Frame {
+    node: Expanded,
+    pending: Buffer,
+}
+
+enum Item {
+    Subtree(Subtree),
+    Entries(Entries),
+}
+
+/// A stored subtree seen from above: its page, its range, and every live message its
+/// ancestors hold for that range (all newer than anything inside, by Invariant M).
+struct Subtree {
+    node: StoredRef,
+    level: u8,
+    fences: Fences,
+    pending: Buffer,
+    /// The page, when it was already loaded (the roots).
+    loaded: Option<LoadedNode>,
+}
+
+/// A leaf's logical entries (its ancestors' messages applied), compared up to `at`.
+struct Entries {
+    entries: Vec<Entry>,
+    at: usize,
+    high: Option<Vec<u8>>,
+}
+
+impl Side {
+    /// Makes the next child of the deepest open branch the current item, if there is
+    /// no current item.
+    fn fill<S: PageStore>(&mut self, reads: &mut Reads<S>) -> Result<()> {
+        while self.item.is_none() {
+            let Some(frame) = self.stack.last_mut() else {
+                return Ok(());
+            };
+            let Some((index, fences)) = frame.node.next_child() else {
+                self.stack.pop();
+                continue;
+            };
+            let mut pending = Buffer::default();
+            frame.node.collect(reads, index, &fences, &mut pending)?;
+            frame
+                .pending
+                .copy_range_into(fences.low(), fences.high(), &mut pending);
+            let (node, level) = frame.node.child(index)?;
+            self.item = Some(Item::Subtree(Subtree {
+                node,
+                level,
+                fences,
+                pending,
+                loaded: None,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Opens `subtree`: a branch becomes a frame (its children come next), a leaf
+    /// becomes its logical entries.
+    fn descend<S: PageStore>(&mut self, reads: &mut Reads<S>, subtree: Subtree) -> Result<()> {
+        match load_node(reads, subtree.node, subtree.level, subtree.loaded)? {
+            LoadedNode::Branch(page) => {
+                let branch = open_branch(page, &subtree.fences)?;
+                self.stack.push(Frame {
+                    node: Expanded::new(branch, subtree.fences),
+                    pending: subtree.pending,
+                });
+            }
+            LoadedNode::Leaf(page) => {
+                let mut leaf = Leaf {
+                    entries: leaf_entries(page, &subtree.fences)?,
+                };
+                if !subtree.pending.is_empty() {
+                    // Exactly what a flush into this leaf would produce.
+                    leaf.apply(subtree.pending);
+                }
+                self.item = Some(Item::Entries(Entries {
+                    entries: leaf.entries,
+                    at: 0,
+                    high: subtree.fences.high,
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The joint descent
+
+/// A page both versions share at the same place, opened once, with each side's messages
+/// from above it for its range (the page's own journal is added per child, once).
+struct JointFrame {
+    node: Expanded,
+    old: Buffer,
+    new: Buffer,
+}
+
+/// A key whose value may differ: the stored value on each side (`None`: absent).
+struct Candidate {
+    key: Vec<u8>,
+    old: Option<ValueStored>,
+    new: Option<ValueStored>,
+}
+
+/// A candidate, unless the two sides certainly hold the same value.
+fn candidate(key: &[u8], old: Option<ValueStored>, new: Option<ValueStored>) -> Option<Candidate> {
+    let same = match (&old, &new) {
+        (None, None) => true,
+        (Some(old), Some(new)) => same_stored(old, new),
+        _ => false,
+    };
+    (!same).then(|| Candidate {
+        key: key.to_vec(),
+        old,
+        new,
+    })
+}
+
+/// What one side's messages say about a key.
+enum Verdict {
+    Put(ValueStored),
+    Deleted,
+    /// Nothing: the subtree below decides.
+    Below,
+}
+
+/// The verdict of `point` (the side's point message about the key, if any) given
+/// `covering`, the newest range message over the key (0: none); as a leaf applies them.
+fn verdict(point: Option<&PointMessage>, covering: u64) -> Verdict {
+    match point {
+        Some(point) if point.seq > covering => match &point.op {
+            PointOp::Put(value) => Verdict::Put(value.clone()),
+            PointOp::Delete => Verdict::Deleted,
+        },
+        Some(_) => Verdict::Deleted,
+        None if covering > 0 => Verdict::Deleted,
+        None => Verdict::Below,
+    }
+}
+
+/// Compares one subtree seen under two sets of messages (`old` and `new`, each the
+/// newest of everything above the subtree for its range). Only keys the two sets treat
+/// differently can differ: those with a point message on either side (unless the same
+/// message is on both), and, where the range messages differ, the keys one side's ranges
+/// delete and the other's do not. Messages above a subtree are newer than anything in it
+/// (Invariant M, which point reads rely on too), so a key they decide on both sides
+/// needs nothing from below.
+///
+/// `base` is the subtree's entries when it is a leaf that was read. Without it, returns
+/// the candidates if the messages decide every such key on both sides, and `None` if
+/// some key needs the subtree (then it must be read). With it, always the candidates, in
+/// key order.
+fn compare_overlays(old: &Buffer, new: &Buffer, base: Option<&[Entry]>) -> Option<Vec<Candidate>> {
+    let ranges_differ = !same_ranges(&old.ranges, &new.ranges);
+    if ranges_differ && base.is_none() {
+        // Some key below may be deleted on one side only; only the subtree knows
+        // which keys it has. (Conservative: differently cut ranges that cover the same
+        // keys also land here, and cost a read, never a wrong answer.)
+        return None;
+    }
+    let lookup = |key: &[u8]| -> Option<ValueStored> {
+        let entries = base?;
+        let index = entries
+            .binary_search_by(|entry| entry.key.as_slice().cmp(key))
+            .ok()?;
+        Some(entries[index].value.clone())
+    };
+    let mut found = Vec::new();
+    // Keys with point messages: the two maps merged in key order.
+    let mut old_sweep = RangeSweep::new(&old.ranges);
+    let mut new_sweep = RangeSweep::new(&new.ranges);
+    let mut old_points = old.points.iter().peekable();
+    let mut new_points = new.points.iter().peekable();
+    loop {
+        let (key, old_point, new_point) = match (old_points.peek(), new_points.peek()) {
+            (None, None) => break,
+            (Some((a, _)), Some((b, _))) if a == b => {
+                let (key, a) = old_points.next().expect("peeked");
+                let (_, b) = new_points.next().expect("peeked");
+                (key, Some(a), Some(b))
+            }
+            (Some((a, _)), Some((b, _))) if a < b => {
+                let (key, a) = old_points.next().expect("peeked");
+                (key, Some(a), None)
+            }
+            (Some(_), None) => {
+                let (key, a) = old_points.next().expect("peeked");
+                (key, Some(a), None)
+            }
+            (_, Some(_)) => {
+                let (key, b) = new_points.next().expect("peeked");
+                (key, None, Some(b))
+            }
+        };
+        if let (Some(a), Some(b)) = (old_point, new_point)
+            && same_point(a, b)
+        {
+            // The same message on both sides: the same verdict (a buffer never keeps a
+            // point under a newer range).
+            continue;
+        }
+        let old_verdict = verdict(old_point, old_sweep.covering_seq(key));
+        let new_verdict = verdict(new_point, new_sweep.covering_seq(key));
+        let resolve = |verdict: Verdict| -> Option<Option<ValueStored>> {
+            match verdict {
+                Verdict::Put(value) => Some(Some(value)),
+                Verdict::Deleted => Some(None),
+                Verdict::Below => base.map(|_| lookup(key)),
+            }
+        };
+        if matches!(
+            (&old_verdict, &new_verdict),
+            (Verdict::Below, Verdict::Below)
+        ) {
+            continue; // both sides read the same subtree
+        }
+        let old_value = resolve(old_verdict)?;
+        let new_value = resolve(new_verdict)?;
+        found.extend(candidate(key, old_value, new_value));
+    }
+    // Keys without point messages, deleted by one side's ranges and not the other's.
+    if let Some(entries) = base.filter(|_| ranges_differ) {
+        let mut old_sweep = RangeSweep::new(&old.ranges);
+        let mut new_sweep = RangeSweep::new(&new.ranges);
+        for entry in entries {
+            if old.points.contains_key(&entry.key) || new.points.contains_key(&entry.key) {
+                continue;
+            }
+            let old_deleted = old_sweep.covering_seq(&entry.key) > 0;
+            let new_deleted = new_sweep.covering_seq(&entry.key) > 0;
+            if old_deleted != new_deleted {
+                let value = Some(entry.value.clone());
+                let (old_value, new_value) = if old_deleted {
+                    (None, value)
+                } else {
+                    (value, None)
+                };
+                found.extend(candidate(&entry.key, old_value, new_value));
+            }
+        }
+        // The two passes each ran in key order over disjoint keys.
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    Some(found)
+}
+
+// ---------------------------------------------------------------------------------------
+// Equality of pages, messages and stored values, without loading anything
+
+fn same_page(a: StoredRef, b: StoredRef) -> bool {
+    a.page == b.page && a.checksum == b.checksum
+}
+
+/// Whether two stored values are certainly the same bytes (same inline bytes, or the
+/// same overflow extent). `false` means they may differ.
+fn same_stored(a: &ValueStored, b: &ValueStored) -> bool {
+    match (a, b) {
+        (ValueStored::Inline(a), ValueStored::Inline(b)) => a[..] == b[..],
+        (ValueStored::Overflow(a), ValueStored::Overflow(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn stored_len(value: &ValueStored) -> u64 {
+    match value {
+        ValueStored::Inline(bytes) => bytes.len() as u64,
+        ValueStored::Overflow(reference) => reference.value_len(),
+    }
+}
+
+fn same_point(a: &PointMessage, b: &PointMessage) -> bool {
+    a.seq == b.seq
+        && match (&a.op, &b.op) {
+            (PointOp::Put(a), PointOp::Put(b)) => same_stored(a, b),
+            (PointOp::Delete, PointOp::Delete) => true,
+            _ => false,
+        }
+}
+
+/// Whether two lists of range messages are the same set (order among equal starts
+/// depends on the order they were gathered in).
+fn same_ranges(a: &[RangeMessage], b: &[RangeMessage]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a == b {
+        return true;
+    }
+    fn canonical(ranges: &[RangeMessage]) -> Vec<&RangeMessage> {
+        let mut sorted: Vec<&RangeMessage> = ranges.iter().collect();
+        sorted.sort_by(|x, y| {
+            (&x.range.start, &x.range.end, x.seq).cmp(&(&y.range.start, &y.range.end, y.seq))
+        });
+        sorted
+    }
+    canonical(a) == canonical(b)
+}
+
+/// Whether two sets of messages are the same (so a subtree under either reads the same).
+fn same_messages(a: &Buffer, b: &Buffer) -> bool {
+    a.points.len() == b.points.len()
+        && a.points
+            .iter()
+            .zip(&b.points)
+            .all(|((key_a, a), (key_b, b))| key_a == key_b && same_point(a, b))
+        && same_ranges(&a.ranges, &b.ranges)
+}
