@@ -284,6 +284,9 @@ impl<S: PageStore> Writer<'_, S> {
     }
 }
 
+/// Past revisions a commit lets go one by one; more go with one range delete.
+const PRUNE_POINT_DELETES_MAX: usize = 16;
+
 /// Applies a commit's snapshot changes and history to its catalog: records `base` as a
 /// past revision if the new floor keeps it, deletes the entries below the floor.
 pub(super) fn record<S: PageStore>(
@@ -301,8 +304,23 @@ pub(super) fn record<S: PageStore>(
         }
     }
     if floor > old_floor {
-        let (from, to) = (catalog::history_key(old_floor), catalog::history_key(floor));
-        catalog.delete_range(from.as_slice()..to.as_slice())?;
+        // Usually one entry goes per commit (or none, keeping only the latest): point
+        // deletes of exactly those; a range delete (which weighs on the journal) only
+        // when the floor jumped far (the retention was shortened).
+        let gone: Vec<u64> = catalog
+            .pasts_from(old_floor, PRUNE_POINT_DELETES_MAX + 1)?
+            .into_iter()
+            .map(|past| past.revision)
+            .filter(|&revision| revision < floor)
+            .collect();
+        if gone.len() > PRUNE_POINT_DELETES_MAX {
+            let (from, to) = (catalog::history_key(old_floor), catalog::history_key(floor));
+            catalog.delete_range(from.as_slice()..to.as_slice())?;
+        } else {
+            for revision in gone {
+                catalog.delete(&catalog::history_key(revision))?;
+            }
+        }
     }
     if base.revision >= floor {
         let past = Past {
