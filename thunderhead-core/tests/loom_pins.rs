@@ -108,3 +108,37 @@ fn pinned_pages_are_not_reused() {
         }
     });
 }
+
+/// Past revisions (DESIGN.md §5.6): a reader pins a retained revision while a commit
+/// raises the retention floor past it and releases what no pin holds. Either the pin
+/// comes first and the revision's page stays, or the reader learns the revision is gone;
+/// never a pinned revision whose page was reused. Fails if `pin_retained` checks the
+/// floor outside the lock, or if `kept` reads the pins apart from raising the floor.
+#[test]
+fn retained_revisions_are_not_released_while_pinned() {
+    loom::model(|| {
+        let store = Arc::new(Store::new());
+        // Revisions 0 to LAST are committed, all retained (the floor is 0).
+        store.pins.publish(LAST);
+        let reader = {
+            let store = store.clone();
+            thread::spawn(move || {
+                if store.pins.pin_retained(1) {
+                    check(&store, 1);
+                    store.pins.unpin(1);
+                }
+            })
+        };
+        // The committer keeps only the latest from now on.
+        let (floor, pinned) = store.pins.kept(LAST);
+        assert_eq!(floor, LAST);
+        for revision in 0..floor {
+            if !pinned.contains(&revision) {
+                store.pages[revision as usize].store(REUSED, Ordering::Relaxed);
+            }
+        }
+        reader.join().unwrap();
+        assert!(!store.pins.pin_retained(1), "a released revision pinned");
+        assert!(store.pins.pin_retained(LAST));
+    });
+}

@@ -303,7 +303,9 @@ pub(super) fn record<S: PageStore>(
             None => catalog.delete(&key)?,
         }
     }
-    if floor > old_floor {
+    // The catalog holds entries for the past revisions from `old_floor` to the one
+    // before `base` (this commit writes `base`'s): those below the new floor go.
+    if floor.min(base.revision) > old_floor {
         // Usually one entry goes per commit (or none, keeping only the latest): point
         // deletes of exactly those; a range delete (which weighs on the journal) only
         // when the floor jumped far (the retention was shortened).
