@@ -26,7 +26,7 @@
 //! messages for its range) plus two leaves' worth of entries, and the candidates of one
 //! leaf (or of the messages above one pruned child).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 
 use thunderhead_disk::{PageId, PageStore};
@@ -155,7 +155,8 @@ impl<S: PageStore> Diff<S> {
             reads: Reads {
                 pager,
                 count: 0,
-                held: Vec::new(),
+                held: HashMap::new(),
+                swept_len: 0,
             },
             roots: Some((old, new)),
             old: Side::default(),
@@ -343,9 +344,14 @@ impl<S: PageStore> Diff<S> {
         }
         match load_node(&mut self.reads, node, level, loaded)? {
             LoadedNode::Leaf(page) => {
-                let entries = leaf_entries(page, &fences)?;
-                let found = compare_overlays(&old, &new, Some(&entries))
-                    .expect("a comparison over known entries always decides");
+                let found = if same_ranges(&old.ranges, &new.ranges) {
+                    check_implied(&page, &fences)?;
+                    compare_over(&old, &new, Some(&Base::Page(&LeafView::Stored(page))))?
+                } else {
+                    let entries = leaf_entries(page, &fences)?;
+                    compare_overlays(&old, &new, Some(&entries))
+                };
+                let found = found.expect("a comparison over a leaf always decides");
                 self.queue.extend(found);
             }
             LoadedNode::Branch(page) => {
@@ -476,9 +482,13 @@ impl<S: PageStore> Snapshot<S> {
 struct Reads<S> {
     pager: Arc<Pager<S>>,
     count: u64,
-    /// Pages loaded and perhaps still held by a frame. Weak, so holding them here keeps
-    /// nothing alive: once no frame needs a page, it is gone from here too.
-    held: Vec<(PageId, u32, Held)>,
+    /// Pages loaded and perhaps still held by a frame (or the cache), by page and
+    /// checksum. Weak, so holding them here keeps nothing alive; dead entries are swept
+    /// whenever the map has doubled since the last sweep, so it stays within twice the
+    /// pages alive.
+    held: HashMap<(PageId, u32), Held>,
+    /// Entries after the last sweep.
+    swept_len: usize,
 }
 
 enum Held {
@@ -499,15 +509,15 @@ impl Held {
 
 impl<S: PageStore> Reads<S> {
     fn find(&self, page: PageId, checksum: u32) -> Option<&Held> {
-        self.held
-            .iter()
-            .find(|(held_page, held_checksum, _)| *held_page == page && *held_checksum == checksum)
-            .map(|(_, _, held)| held)
+        self.held.get(&(page, checksum))
     }
 
     fn remember(&mut self, page: PageId, checksum: u32, held: Held) {
-        self.held.retain(|(_, _, held)| held.is_alive());
-        self.held.push((page, checksum, held));
+        if self.held.len() >= 2 * self.swept_len.max(32) {
+            self.held.retain(|_, held| held.is_alive());
+            self.swept_len = self.held.len();
+        }
+        self.held.insert((page, checksum), held);
     }
 
     fn node(&mut self, node: StoredRef) -> Result<LoadedNode> {
@@ -617,14 +627,21 @@ fn open_branch(page: Arc<BranchPage>, fences: &Fences) -> Result<BranchView<'sta
 }
 
 /// A stored leaf's entries under `fences`, checked to lie inside them.
-fn leaf_entries(page: Arc<LeafPage>, fences: &Fences) -> Result<Vec<Entry>> {
-    let id = page.id;
+/// A leaf's stored implied prefix must be the one its fences imply: keys are searched
+/// in it by what follows that prefix.
+fn check_implied(page: &LeafPage, fences: &Fences) -> Result<()> {
     if page.implied_len() != fences.implied_len() {
         return Err(Error::corrupted(
-            id,
+            page.id,
             "implied prefix differs from the fences",
         ));
     }
+    Ok(())
+}
+
+fn leaf_entries(page: Arc<LeafPage>, fences: &Fences) -> Result<Vec<Entry>> {
+    let id = page.id;
+    check_implied(&page, fences)?;
     let entries = LeafView::Stored(page).entries(fences);
     let outside = |entry: &Entry| !fences.contains(&entry.key);
     if entries.first().is_some_and(outside) || entries.last().is_some_and(outside) {
@@ -862,20 +879,78 @@ fn verdict(point: Option<&PointMessage>, covering: u64) -> Verdict {
 /// some key needs the subtree (then it must be read). With it, always the candidates, in
 /// key order.
 fn compare_overlays(old: &Buffer, new: &Buffer, base: Option<&[Entry]>) -> Option<Vec<Candidate>> {
-    let ranges_differ = !same_ranges(&old.ranges, &new.ranges);
-    if ranges_differ && base.is_none() {
-        // Some key below may be deleted on one side only; only the subtree knows
-        // which keys it has. (Conservative: differently cut ranges that cover the same
-        // keys also land here, and cost a read, never a wrong answer.)
-        return None;
+    let entries = base.map(Base::Entries);
+    compare_over(old, new, entries.as_ref()).expect("looking up copied entries cannot fail")
+}
+
+/// A leaf read to settle the keys the messages leave to it: its entries copied out
+/// (needed to find what differing range deletes remove), or the page itself, searched
+/// key by key, when the ranges are the same and only point keys matter (a leaf holds a
+/// hundred entries or more; a diff asks it about a few).
+enum Base<'a> {
+    Entries(&'a [Entry]),
+    Page(&'a LeafView<'static>),
+}
+
+impl Base<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<ValueStored>> {
+        match self {
+            Base::Entries(entries) => Ok(entries
+                .binary_search_by(|entry| entry.key.as_slice().cmp(key))
+                .ok()
+                .map(|index| entries[index].value.clone())),
+            Base::Page(page) => page.get(key),
+        }
     }
+}
+
+/// [`compare_overlays`] over a leaf given either way; a page that fails a lookup is an
+/// error.
+fn compare_over(
+    old: &Buffer,
+    new: &Buffer,
+    base: Option<&Base<'_>>,
+) -> Result<Option<Vec<Candidate>>> {
+    let ranges_differ = !same_ranges(&old.ranges, &new.ranges);
+    if ranges_differ && !matches!(base, Some(Base::Entries(_))) {
+        // Some key below may be deleted on one side only; only the subtree's entries
+        // say which keys it has. (Conservative: differently cut ranges that cover the
+        // same keys also land here, and cost a read, never a wrong answer.)
+        return Ok(None);
+    }
+    let failure = std::cell::RefCell::new(None);
     let lookup = |key: &[u8]| -> Option<ValueStored> {
-        let entries = base?;
-        let index = entries
-            .binary_search_by(|entry| entry.key.as_slice().cmp(key))
-            .ok()?;
-        Some(entries[index].value.clone())
+        match base?.get(key) {
+            Ok(value) => value,
+            Err(error) => {
+                failure.borrow_mut().get_or_insert(error);
+                None
+            }
+        }
     };
+    let found = compare_points(old, new, base.is_some(), lookup);
+    if let Some(error) = failure.into_inner() {
+        return Err(error);
+    }
+    let Some(mut found) = found else {
+        return Ok(None);
+    };
+    let entries = match base {
+        Some(Base::Entries(entries)) => Some(*entries),
+        _ => None,
+    };
+    compare_ranges(old, new, entries.filter(|_| ranges_differ), &mut found);
+    Ok(Some(found))
+}
+
+/// The candidates among keys with point messages; `None` if one needs the subtree and
+/// none was read (`has_base` false).
+fn compare_points(
+    old: &Buffer,
+    new: &Buffer,
+    has_base: bool,
+    lookup: impl Fn(&[u8]) -> Option<ValueStored>,
+) -> Option<Vec<Candidate>> {
     let mut found = Vec::new();
     // Keys with point messages: the two maps merged in key order.
     let mut old_sweep = RangeSweep::new(&old.ranges);
@@ -916,7 +991,7 @@ fn compare_overlays(old: &Buffer, new: &Buffer, base: Option<&[Entry]>) -> Optio
             match verdict {
                 Verdict::Put(value) => Some(Some(value)),
                 Verdict::Deleted => Some(None),
-                Verdict::Below => base.map(|_| lookup(key)),
+                Verdict::Below => has_base.then(|| lookup(key)),
             }
         };
         if matches!(
@@ -929,8 +1004,18 @@ fn compare_overlays(old: &Buffer, new: &Buffer, base: Option<&[Entry]>) -> Optio
         let new_value = resolve(new_verdict)?;
         found.extend(candidate(key, old_value, new_value));
     }
-    // Keys without point messages, deleted by one side's ranges and not the other's.
-    if let Some(entries) = base.filter(|_| ranges_differ) {
+    Some(found)
+}
+
+/// Adds the candidates among keys without point messages that one side's ranges
+/// delete and the other's do not (`entries`: the leaf's, when the ranges differ).
+fn compare_ranges(
+    old: &Buffer,
+    new: &Buffer,
+    entries: Option<&[Entry]>,
+    found: &mut Vec<Candidate>,
+) {
+    if let Some(entries) = entries {
         let mut old_sweep = RangeSweep::new(&old.ranges);
         let mut new_sweep = RangeSweep::new(&new.ranges);
         for entry in entries {
@@ -952,7 +1037,6 @@ fn compare_overlays(old: &Buffer, new: &Buffer, base: Option<&[Entry]>) -> Optio
         // The two passes each ran in key order over disjoint keys.
         found.sort_by(|a, b| a.key.cmp(&b.key));
     }
-    Some(found)
 }
 
 // ---------------------------------------------------------------------------------------
