@@ -74,6 +74,9 @@ pub struct Kept {
     pub floor: u64,
     /// Kept revisions below `floor`.
     pub below: BTreeSet<u64>,
+    /// Kept runs of revisions below `floor`, inclusive (what the durable revision, which
+    /// recovery may return to, keeps readable itself).
+    pub ranges: Vec<(u64, u64)>,
     /// The last durable revision (also in `below` when it is under `floor`).
     pub durable: u64,
 }
@@ -84,6 +87,7 @@ impl Kept {
         let mut kept = Self {
             floor,
             below: BTreeSet::new(),
+            ranges: Vec::new(),
             durable,
         };
         kept.keep(durable);
@@ -97,8 +101,21 @@ impl Kept {
         }
     }
 
+    /// Keeps every revision from `first` to `last` too.
+    pub fn keep_range(&mut self, first: u64, last: u64) {
+        let last = last.min(self.floor.saturating_sub(1));
+        if first < self.floor && first <= last {
+            self.ranges.push((first, last));
+        }
+    }
+
     fn holds(&self, revision: u64) -> bool {
-        revision >= self.floor || self.below.contains(&revision)
+        revision >= self.floor
+            || self.below.contains(&revision)
+            || self
+                .ranges
+                .iter()
+                .any(|&(first, last)| (first..=last).contains(&revision))
     }
 
     /// A kept version that reads a run written at `born` and freed at `freed` (the
@@ -108,11 +125,18 @@ impl Kept {
         if freed > self.floor {
             return Some(self.floor);
         }
-        self.below
+        let point = self
+            .below
             .range(..freed)
             .next_back()
             .copied()
-            .filter(|&newest| newest >= born)
+            .filter(|&newest| newest >= born);
+        point.or_else(|| {
+            self.ranges
+                .iter()
+                .find(|&&(first, last)| first < freed && last >= born)
+                .map(|&(first, _)| first.max(born))
+        })
     }
 }
 
@@ -578,6 +602,22 @@ mod tests {
         space.release(&Kept::new(10, 10));
         assert_eq!(space.free_page_count(), 3);
         assert_eq!(space.pending_extents().count(), 0);
+    }
+
+    /// A kept run of revisions holds what any of them reads, and lets it go with them.
+    #[test]
+    fn kept_ranges_hold_what_their_revisions_read() {
+        let mut space = FreeSpace::new(40);
+        space.defer(5, 1, extent(3, 1)); // read by 1..=4
+        space.defer(9, 7, extent(4, 1)); // read by 7..=8
+        let mut kept = Kept::new(20, 20);
+        kept.keep_range(3, 6);
+        space.release(&kept);
+        assert_eq!(space.free_extents().collect::<Vec<_>>(), vec![extent(4, 1)]);
+        let mut kept = Kept::new(20, 20);
+        kept.keep_range(5, 6);
+        space.release(&kept);
+        assert_eq!(space.free_page_count(), 2);
     }
 
     /// Before the durable revision catches up, only runs written since it are released

@@ -157,8 +157,7 @@ pub(super) fn commit<S: PageStore>(
     // With `meta`, under the state lock: new readers pin the revision they read.
     engine.shared.pins.publish(revision);
     if durability == Durability::Immediate {
-        state.durable = revision;
-        state.durable_slot = slot;
+        state.note_durable(slot);
     }
     Ok(revision)
 }
@@ -286,8 +285,7 @@ impl<S: PageStore> Engine<S> {
             state.latest_page = page;
             state.slot_suspect = false;
             self.shared.pins.publish(meta.revision);
-            state.durable = meta.revision;
-            state.durable_slot = slot;
+            state.note_durable(slot);
         }
         let before = pager.store().page_count();
         if meta.end < before {

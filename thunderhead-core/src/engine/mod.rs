@@ -101,13 +101,33 @@ struct State {
     floor: u64,
     /// Named snapshots, by name: revisions kept until dropped.
     snapshots: BTreeMap<Vec<u8>, Past>,
+    /// What the durable revision keeps readable itself (its floor and its snapshots'
+    /// revisions): recovery may return to it, and then its history must read whole.
+    durable_keeps: DurableKeeps,
     /// A commit or compaction failed after it may have written the other slot: that
     /// slot may no longer hold the latest commit, which must be written there again
     /// before a sync may declare it durable.
     slot_suspect: bool,
 }
 
+/// What a revision keeps readable besides itself.
+#[derive(Debug, Default)]
+struct DurableKeeps {
+    floor: u64,
+    snapshots: Vec<u64>,
+}
+
 impl State {
+    /// The latest commit is durable now.
+    fn note_durable(&mut self, slot: usize) {
+        self.durable = self.meta.revision;
+        self.durable_slot = slot;
+        self.durable_keeps = DurableKeeps {
+            floor: self.floor,
+            snapshots: self.snapshots.values().map(|past| past.revision).collect(),
+        };
+    }
+
     /// The meta slot holding the latest commit: commits after the durable one all go to
     /// the other slot.
     fn latest_slot(&self) -> usize {
@@ -140,6 +160,11 @@ impl<S: PageStore> Engine<S> {
         }
         for past in state.snapshots.values() {
             kept.keep(past.revision);
+        }
+        let durable = &state.durable_keeps;
+        kept.keep_range(durable.floor, state.durable);
+        for &revision in &durable.snapshots {
+            kept.keep(revision);
         }
         kept
     }
@@ -243,8 +268,8 @@ impl<S: PageStore> Engine<S> {
         self.shared.pager.space().clear_recent();
         let mut state = self.lock_state();
         if state.durable != state.meta.revision {
-            state.durable = state.meta.revision;
-            state.durable_slot = 1 - state.durable_slot;
+            let slot = 1 - state.durable_slot;
+            state.note_durable(slot);
         }
         Ok(())
     }

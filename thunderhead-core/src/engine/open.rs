@@ -7,7 +7,7 @@
 //! with the chosen version, so a later crash cannot bring back a version that was
 //! reported lost) and one sync.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -153,7 +153,8 @@ impl<S: PageStore> Engine<S> {
         let floor = catalog
             .oldest_past()?
             .map_or(meta.revision, |past| past.revision.min(meta.revision));
-        let snapshots = catalog.snapshots()?.into_iter().collect();
+        let snapshots: BTreeMap<Vec<u8>, super::catalog::Past> =
+            catalog.snapshots()?.into_iter().collect();
         let pins = Pins::new(meta.revision);
         pins.kept(floor);
         Ok(Self {
@@ -167,6 +168,10 @@ impl<S: PageStore> Engine<S> {
                     durable_slot: slot,
                     latest_page,
                     slot_suspect: false,
+                    durable_keeps: super::DurableKeeps {
+                        floor,
+                        snapshots: snapshots.values().map(|past| past.revision).collect(),
+                    },
                     floor,
                     snapshots,
                 }),
