@@ -751,7 +751,7 @@ fn commits(engine: &Engine<Store>, count: u32) {
 /// a reopen takes the floor from the oldest history entry (`Engine::assemble`), so it
 /// skips the retained revision without one.
 #[test]
-#[ignore = "engine bug: a reopen prunes a retained revision a compaction followed"]
+
 fn reopen_keeps_a_retained_revision_a_compaction_followed() {
     let store: Store = Arc::new(MemStore::new(4096).unwrap());
     let config = config(Retention::revisions(3), true);
@@ -771,7 +771,7 @@ fn reopen_keeps_a_retained_revision_a_compaction_followed() {
 /// the floor on, but leaves out one a compaction followed (revision 5 here, which
 /// `begin_read_at` reads, reporting the time of revision 6).
 #[test]
-#[ignore = "engine bug: history() leaves out a retained revision a compaction followed"]
+
 fn history_lists_a_retained_revision_a_compaction_followed() {
     let engine = Engine::create(
         Arc::new(MemStore::new(4096).unwrap()),

@@ -21,7 +21,7 @@ const META_FORMAT: u8 = 1;
 /// Bytes of the header that carry information (the rest of page 0 is zero).
 pub const HEADER_BYTES: usize = 20;
 /// Bytes of a meta slot that carry information (the rest of its page is zero).
-pub const META_BYTES: usize = 80;
+pub const META_BYTES: usize = 88;
 
 /// The header of a store: what it is and its page size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +109,8 @@ pub struct Meta {
     /// When the commit was made: microseconds since the Unix epoch, never less than the
     /// previous commit's (a clock stepping back does not reorder history).
     pub time: u64,
+    /// The oldest revision this version keeps readable (its retention floor).
+    pub floor: u64,
 }
 
 impl Meta {
@@ -159,6 +161,7 @@ impl Meta {
         put(&self.free_space.checksum.to_le_bytes());
         put(&self.tree.birth.to_le_bytes());
         put(&self.time.to_le_bytes());
+        put(&self.floor.to_le_bytes());
         debug_assert_eq!(at, META_BYTES);
         seal_checksum(&mut page);
         page
@@ -203,7 +206,11 @@ impl Meta {
             },
             free_space: extent_at(48),
             time: u64_at(72),
+            floor: u64_at(80),
         };
+        if meta.floor > meta.revision {
+            return Err(Error::corrupted(page, "retention floor above the revision"));
+        }
         let inside = |first: PageId, page_count: u64| {
             first.0 >= crate::FIRST_DATA_PAGE
                 && first
@@ -264,6 +271,7 @@ mod tests {
                 checksum: 5,
             },
             time: 1_700_000_000_000_000,
+            floor: 7,
         };
         let bytes = meta.encode(4096, None);
         assert_eq!(Meta::decode(PageId(1), &bytes).unwrap(), meta);

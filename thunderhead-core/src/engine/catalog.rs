@@ -183,11 +183,6 @@ pub(crate) trait Catalog {
     /// The first entry at or after `from` with the same tag.
     fn first_from(&self, from: &[u8]) -> Result<Option<(Vec<u8>, ValueBytes)>>;
 
-    /// The oldest retained past revision, if any.
-    fn oldest_past(&self) -> Result<Option<Past>> {
-        self.past_from(0)
-    }
-
     /// The first retained past revision at or after `revision`.
     fn past_from(&self, revision: u64) -> Result<Option<Past>> {
         self.first_from(&history_key(revision))?

@@ -121,6 +121,7 @@ pub(super) fn commit<S: PageStore>(
         Some(base),
         Published {
             revision,
+            floor,
             time,
             tree: root,
             slot,
@@ -165,6 +166,8 @@ pub(super) fn commit<S: PageStore>(
 /// What a new version is.
 pub(super) struct Published {
     pub revision: u64,
+    /// The oldest revision it keeps readable.
+    pub floor: u64,
     /// Commit time, microseconds since the Unix epoch.
     pub time: u64,
     pub tree: TreeRoot,
@@ -187,6 +190,7 @@ pub(super) fn publish<S: PageStore>(
     let page_size = store.page_size();
     let Published {
         revision,
+        floor,
         time,
         tree,
         slot,
@@ -236,6 +240,7 @@ pub(super) fn publish<S: PageStore>(
         tree,
         free_space,
         time,
+        floor,
     };
     let page = PageBytes::new(meta.encode(page_size, inline.as_deref()));
     resolve(store.write(META_PAGES[slot], page.clone()))?;
@@ -252,9 +257,10 @@ impl<S: PageStore> Engine<S> {
     pub fn compact(&self) -> Result<u64> {
         let _writer = self.lock_writer();
         let pager = self.shared.pager.clone();
-        let (base, kept, slot) = {
+        let (base, kept, slot, floor) = {
             let state = self.lock_state();
-            (state.meta, self.kept(&state, None), 1 - state.durable_slot)
+            let kept = self.kept(&state, None);
+            (state.meta, kept, 1 - state.durable_slot, state.floor)
         };
         let mut space = pager.space();
         let mut next = space.clone();
@@ -262,7 +268,10 @@ impl<S: PageStore> Engine<S> {
         next.trim();
         let published = Published {
             revision: base.revision + 1,
-            time: history::commit_time(base.time),
+            floor,
+            // It reads as its base, which has no history entry of its own (the catalog is
+            // not rewritten): looked up, the base finds this revision's, with its time.
+            time: base.time,
             tree: base.tree,
             slot,
             durability: Durability::Immediate,

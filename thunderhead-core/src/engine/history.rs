@@ -113,7 +113,7 @@ impl<S: PageStore> Engine<S> {
     pub fn history(&self) -> Result<Vec<CommitInfo>> {
         let reader = self.begin_read();
         let floor = self.oldest_retained();
-        let mut revisions: Vec<CommitInfo> = reader
+        let mut entries: Vec<CommitInfo> = reader
             .catalog
             .pasts_from(floor, usize::MAX)?
             .into_iter()
@@ -122,10 +122,22 @@ impl<S: PageStore> Engine<S> {
                 time: past.time,
             })
             .collect();
-        revisions.push(CommitInfo {
+        entries.push(CommitInfo {
             revision: reader.revision,
             time: reader.time,
         });
+        // A revision a compaction followed has no entry: it reads as the next one,
+        // which carries its time.
+        let mut revisions = Vec::with_capacity(entries.len());
+        let mut next = floor;
+        for entry in entries {
+            revisions.extend((next..entry.revision).map(|revision| CommitInfo {
+                revision,
+                time: entry.time,
+            }));
+            revisions.push(entry);
+            next = entry.revision + 1;
+        }
         Ok(revisions)
     }
 
@@ -147,13 +159,11 @@ impl<S: PageStore> Engine<S> {
             // readable, has its entry (or, for one compaction left out, the next's).
             let found = latest.catalog.past_from(revision);
             let past = match found {
+                // A later entry: a compaction followed this revision, and its entry
+                // (same catalog) carries this revision's time.
                 Ok(Some(past)) => Past {
                     revision,
-                    time: if past.revision == revision {
-                        past.time
-                    } else {
-                        latest.time.min(past.time)
-                    },
+                    time: past.time,
                     catalog: past.catalog,
                 },
                 Ok(None) => Past {

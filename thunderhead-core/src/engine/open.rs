@@ -65,6 +65,7 @@ impl<S: PageStore> Engine<S> {
         next.take_fresh();
         let published = Published {
             revision: 0,
+            floor: 0,
             time: history::commit_time(0),
             tree: super::root_of(&version),
             slot: 0,
@@ -150,9 +151,7 @@ impl<S: PageStore> Engine<S> {
         let default = catalog
             .tree(b"")?
             .ok_or_else(|| Error::corrupted(meta.tree.page, "the catalog has no default tree"))?;
-        let floor = catalog
-            .oldest_past()?
-            .map_or(meta.revision, |past| past.revision.min(meta.revision));
+        let floor = meta.floor;
         let snapshots: BTreeMap<Vec<u8>, super::catalog::Past> =
             catalog.snapshots()?.into_iter().collect();
         let pins = Pins::new(meta.revision);

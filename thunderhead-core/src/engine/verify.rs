@@ -31,7 +31,8 @@ pub struct EngineReport {
     pub free_pages: u64,
     /// Pages freed but kept for readers of older versions or for recovery.
     pub pending_pages: u64,
-    /// Past revisions kept readable (retained history and snapshots), all verified.
+    /// Past revisions kept readable (the retained history below the latest, and
+    /// snapshots), all verified.
     pub past_versions: u64,
 }
 
@@ -41,9 +42,14 @@ impl<S: PageStore> Engine<S> {
     /// writer, if one is open.
     pub fn check(&self) -> Result<EngineReport> {
         let _writer = self.lock_writer();
-        let (meta, slot) = {
+        let (meta, slot, floor, snapshots) = {
             let state = self.lock_state();
-            (state.meta, state.latest_slot())
+            (
+                state.meta,
+                state.latest_slot(),
+                state.floor,
+                state.snapshots.len(),
+            )
         };
         let pager = &self.shared.pager;
         let catalog = Snapshot::new(pager.clone(), super::version_of(&meta));
@@ -127,7 +133,7 @@ impl<S: PageStore> Engine<S> {
                 .pending_extents()
                 .map(|(_, _, extent)| extent.page_count)
                 .sum(),
-            past_versions: pasts.len() as u64,
+            past_versions: meta.revision.saturating_sub(floor) + snapshots as u64,
             tree,
             shared_pages: stored_extra.len() as u64,
             trees: trees
