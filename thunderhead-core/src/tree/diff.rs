@@ -356,10 +356,12 @@ impl<S: PageStore> Diff<S> {
             }
             LoadedNode::Branch(page) => {
                 let branch = open_branch(page, &fences)?;
+                let differing = differing_points(&old, &new);
                 self.joint.push(JointFrame {
                     node: Expanded::new(branch, fences),
                     old,
                     new,
+                    differing,
                 });
             }
         }
@@ -369,6 +371,18 @@ impl<S: PageStore> Diff<S> {
     /// Takes the next child of the joint descent's deepest branch.
     fn joint_step(&mut self) -> Result<()> {
         let frame = self.joint.last_mut().expect("a joint descent is under way");
+        if let Some(differing) = &mut frame.differing {
+            // Skip to the child holding the next differing key.
+            let Some(key) = differing.pop_front() else {
+                self.joint.pop();
+                return Ok(());
+            };
+            let index = frame.node.branch.route(&key)?;
+            if index < frame.node.next {
+                return Ok(()); // in the child just compared
+            }
+            frame.node.next = index;
+        }
         let Some((index, fences)) = frame.node.next_child() else {
             self.joint.pop();
             return Ok(());
@@ -821,6 +835,11 @@ struct JointFrame {
     node: Expanded,
     old: Buffer,
     new: Buffer,
+    /// The keys whose point messages differ between `old` and `new`, in order, when
+    /// their range messages are the same: only the children holding one can differ, so
+    /// the descent goes straight to them (a wide branch has hundreds of children, a
+    /// small change touches a few). `None`: ranges differ, every child is looked at.
+    differing: Option<VecDeque<Vec<u8>>>,
 }
 
 /// A key whose value may differ: the stored value on each side (`None`: absent).
@@ -1092,6 +1111,41 @@ fn same_ranges(a: &[RangeMessage], b: &[RangeMessage]) -> bool {
 }
 
 /// Whether two sets of messages are the same (so a subtree under either reads the same).
+/// The keys whose point messages differ between `old` and `new` (present on one side
+/// only, or not the same message), if their range messages are the same.
+fn differing_points(old: &Buffer, new: &Buffer) -> Option<VecDeque<Vec<u8>>> {
+    if !same_ranges(&old.ranges, &new.ranges) {
+        return None;
+    }
+    let mut differing = VecDeque::new();
+    let mut old_points = old.points.iter().peekable();
+    let mut new_points = new.points.iter().peekable();
+    loop {
+        match (old_points.peek(), new_points.peek()) {
+            (None, None) => return Some(differing),
+            (Some((a, message_a)), Some((b, message_b))) if a == b => {
+                if !same_point(message_a, message_b) {
+                    differing.push_back(a.to_vec());
+                }
+                old_points.next();
+                new_points.next();
+            }
+            (Some((a, _)), Some((b, _))) if a < b => {
+                differing.push_back(a.to_vec());
+                old_points.next();
+            }
+            (Some((a, _)), None) => {
+                differing.push_back(a.to_vec());
+                old_points.next();
+            }
+            (_, Some((b, _))) => {
+                differing.push_back(b.to_vec());
+                new_points.next();
+            }
+        }
+    }
+}
+
 fn same_messages(a: &Buffer, b: &Buffer) -> bool {
     a.points.len() == b.points.len()
         && a.points
