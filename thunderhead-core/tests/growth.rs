@@ -104,6 +104,17 @@ fn overwrite_rounds(durability: Durability) {
     assert_contents(&engine, &expected);
 }
 
+/// One commit giving every key a new random value.
+fn rewrite_every_key(engine: &Engine<MemStore>, rng: &mut Rng) {
+    let mut value = [0u8; VALUE_LEN];
+    let mut writer = engine.begin_write().unwrap();
+    for index in 0..KEYS {
+        rng.fill(&mut value);
+        writer.put(&key(index), &value).unwrap();
+    }
+    writer.commit(Durability::Immediate).unwrap();
+}
+
 /// The bound above is sensitive: readers pinning every version keep every page freed
 /// after the first from being reused (no reuse at all), and then the store passes the
 /// bound within a few rounds. Once the readers go, the store stops growing.
@@ -111,15 +122,7 @@ fn overwrite_rounds(durability: Durability) {
 fn without_reuse_the_bound_fails() {
     let engine = Engine::create(MemStore::new(PAGE_SIZE).unwrap(), &config()).unwrap();
     let mut rng = Rng::new(0x7069_6E6E_6564);
-    let mut value = [0u8; VALUE_LEN];
-    let mut round = |engine: &Engine<MemStore>| {
-        let mut writer = engine.begin_write().unwrap();
-        for index in 0..KEYS {
-            rng.fill(&mut value);
-            writer.put(&key(index), &value).unwrap();
-        }
-        writer.commit(Durability::Immediate).unwrap();
-    };
+    let mut round = |engine: &Engine<MemStore>| rewrite_every_key(engine, &mut rng);
     round(&engine);
     let mut readers = vec![engine.begin_read()];
     let mut rounds_to_fail = None;
@@ -309,15 +312,7 @@ fn a_sliding_window_of_range_deletes_stays_bounded() {
 fn an_old_reader_keeps_only_what_it_reads() {
     let engine = Engine::create(MemStore::new(PAGE_SIZE).unwrap(), &config()).unwrap();
     let mut rng = Rng::new(0x6F6C_6420);
-    let mut value = [0u8; VALUE_LEN];
-    let mut round = |engine: &Engine<MemStore>| {
-        let mut writer = engine.begin_write().unwrap();
-        for index in 0..KEYS {
-            rng.fill(&mut value);
-            writer.put(&key(index), &value).unwrap();
-        }
-        writer.commit(Durability::Immediate).unwrap();
-    };
+    let mut round = |engine: &Engine<MemStore>| rewrite_every_key(engine, &mut rng);
     round(&engine);
     let reader = engine.begin_read();
     let pinned_live = engine.check().unwrap().live_pages;

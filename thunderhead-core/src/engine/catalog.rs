@@ -193,6 +193,18 @@ pub(crate) trait Catalog {
     /// Retained past revisions from `revision` on, oldest first, at most `limit`.
     fn pasts_from(&self, revision: u64, limit: usize) -> Result<Vec<Past>>;
 
+    /// The catalogs of every past version this one keeps readable: its retained
+    /// history, then its snapshots.
+    fn kept_catalogs(&self) -> Result<Vec<Version>> {
+        let mut catalogs: Vec<Version> = self
+            .pasts_from(0, usize::MAX)?
+            .into_iter()
+            .map(|past| past.catalog)
+            .collect();
+        catalogs.extend(self.snapshots()?.into_iter().map(|(_, past)| past.catalog));
+        Ok(catalogs)
+    }
+
     /// Every named snapshot.
     fn snapshots(&self) -> Result<Vec<(Vec<u8>, Past)>> {
         self.entries(SNAPSHOT_TAG)?

@@ -301,17 +301,7 @@ fn load_verified<S: PageStore>(
     // commit too, some of them, and a crash may have lost those pages: all must verify,
     // or the version is not whole (an immediate commit's sync made them all durable).
     // A past catalog not written since is durable with everything it names.
-    let mut pasts: Vec<Version> = catalog
-        .pasts_from(0, usize::MAX)?
-        .into_iter()
-        .map(|past| past.catalog)
-        .collect();
-    pasts.extend(
-        catalog
-            .snapshots()?
-            .into_iter()
-            .map(|(_, past)| past.catalog),
-    );
+    let pasts = catalog.kept_catalogs()?;
     for past in pasts {
         if recent.contains(&past.root.0) {
             verify_version(pager, past, &recent)?;

@@ -112,17 +112,7 @@ impl<S: PageStore> Engine<S> {
         live.extend(meta.free_space_extent());
         tiles(&live, &stored, "the stored free space")?;
         tiles(&live, &current, "the free space in memory")?;
-        let mut pasts: Vec<Version> = catalog
-            .pasts_from(0, usize::MAX)?
-            .into_iter()
-            .map(|past| past.catalog)
-            .collect();
-        pasts.extend(
-            catalog
-                .snapshots()?
-                .into_iter()
-                .map(|(_, past)| past.catalog),
-        );
+        let pasts = catalog.kept_catalogs()?;
         past_versions_kept(pager, &pasts, &current)?;
         Ok(EngineReport {
             revision: meta.revision,
