@@ -5,6 +5,8 @@
 //! Exit statuses: 0 success, 1 key not found (`get`), 2 usage or input error, 3
 //! database error (corruption, conflict, lock, a file that is not a database).
 
+mod compact;
+mod demo;
 mod escape;
 mod ops;
 
@@ -85,6 +87,17 @@ enum Command {
     },
     /// Loads KEY<TAB>VALUE lines (a dump) from FILE or standard input, in one commit.
     Load { db: PathBuf, file: Option<PathBuf> },
+    /// Rewrites the file to hold only the latest contents and the named snapshots
+    /// (revision numbers start again; history kept only by retention is not copied).
+    Compact { db: PathBuf },
+    /// Builds a versioned index of the files under DIR (default /usr), changes it, and
+    /// shows the diff, range queries and statistics, with timings.
+    Demo {
+        dir: Option<PathBuf>,
+        /// The database file (default: thunderhead-demo.th in the current directory).
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,14 +158,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn options() -> Options {
+pub(crate) fn options() -> Options {
     Options {
         retain_revisions: Retention::revisions(RETAINED_REVISIONS),
         ..Options::default()
     }
 }
 
-fn open(path: &Path) -> Result<Database, Failure> {
+pub(crate) fn open(path: &Path) -> Result<Database, Failure> {
     if !path.exists() {
         return Err(Failure::Input(format!("{}: no such file", path.display())));
     }
@@ -385,6 +398,14 @@ fn run(command: Command) -> Outcome {
                     writeln!(out, "{}\t{}", escape(&key), escape(&value))?;
                 }
             }
+        }
+        Command::Compact { db } => {
+            let (before, after) = compact::compact(&db)?;
+            writeln!(out, "compacted {before} bytes to {after}")?;
+        }
+        Command::Demo { dir, db } => {
+            drop(out);
+            return demo::run(dir, db);
         }
         Command::Load { db, file } => {
             let db = open_or_create(&db)?;

@@ -273,3 +273,37 @@ fn kill_during_apply_keeps_acknowledged_commits() {
     );
     assert_eq!(status(&run(&["check", path(&db)])), 0);
 }
+
+/// compact keeps the latest contents and every snapshot, reading the same, passes
+/// check, and gives back the space of what was deleted.
+#[test]
+fn compact_keeps_what_is_live() {
+    let dir = Dir::new("compact");
+    let db = dir.db();
+    let mut stream = String::new();
+    for index in 0..3000 {
+        stream.push_str(&format!("put\tkey{index:05}\t{}\n", "x".repeat(200)));
+    }
+    stream.push_str("commit\nsnapshot\tfull\n");
+    for index in 0..2500 {
+        stream.push_str(&format!("del\tkey{index:05}\n"));
+    }
+    stream.push_str("put\tnew\tvalue\ncommit\nsnapshot\tsmall\n");
+    for index in 2500..2600 {
+        stream.push_str(&format!("put\tkey{index:05}\tchanged\n"));
+    }
+    assert_eq!(status(&run_with_input(&["apply", path(&db)], &stream)), 0);
+    let latest = stdout(&run(&["dump", path(&db)]));
+    let full = stdout(&run(&["dump", path(&db), "--at", "full"]));
+    let small = stdout(&run(&["dump", path(&db), "--at", "small"]));
+    let before = std::fs::metadata(&db).unwrap().len();
+    let output = run(&["compact", path(&db)]);
+    assert_eq!(status(&output), 0, "{output:?}");
+    assert_eq!(stdout(&run(&["dump", path(&db)])), latest);
+    assert_eq!(stdout(&run(&["dump", path(&db), "--at", "full"])), full);
+    assert_eq!(stdout(&run(&["dump", path(&db), "--at", "small"])), small);
+    assert_eq!(status(&run(&["check", path(&db)])), 0);
+    let after = std::fs::metadata(&db).unwrap().len();
+    eprintln!("compact: {before} -> {after} bytes");
+    assert!(after <= before, "{before} -> {after}");
+}
