@@ -11,6 +11,9 @@ use thunderhead_tx::{ChangeKind, Database, Diff, Version};
 
 use crate::{Failure, TREE};
 
+/// A key and its new value (`None`: removed).
+type KeyChange = (Vec<u8>, Option<Vec<u8>>);
+
 /// Changes applied per transaction, so memory stays bounded whatever the size.
 const BATCH_CHANGES: usize = 100_000;
 
@@ -47,30 +50,29 @@ fn copy_changes(
     from: Option<Version>,
     to: Version,
 ) -> Result<(), Failure> {
-    let changes: Box<dyn Iterator<Item = thunderhead_tx::Result<(Vec<u8>, Option<Vec<u8>>)>>> =
-        match from {
-            Some(from) => {
-                let diff: Diff = source.diff_tree(from, to, TREE)?;
-                Box::new(diff.map(|change| {
-                    change.map(|change| {
-                        let value = match change.kind {
-                            ChangeKind::Added(new) | ChangeKind::Updated { new, .. } => {
-                                Some(new.to_vec())
-                            }
-                            ChangeKind::Removed(_) => None,
-                        };
-                        (change.key, value)
-                    })
-                }))
-            }
-            None => {
-                let read = match to {
-                    Version::Snapshot(name) => source.begin_read_at_snapshot(&name)?,
-                    _ => source.begin_read(),
-                };
-                Box::new(Entries::new(read))
-            }
-        };
+    let changes: Box<dyn Iterator<Item = thunderhead_tx::Result<KeyChange>>> = match from {
+        Some(from) => {
+            let diff: Diff = source.diff_tree(from, to, TREE)?;
+            Box::new(diff.map(|change| {
+                change.map(|change| {
+                    let value = match change.kind {
+                        ChangeKind::Added(new) | ChangeKind::Updated { new, .. } => {
+                            Some(new.to_vec())
+                        }
+                        ChangeKind::Removed(_) => None,
+                    };
+                    (change.key, value)
+                })
+            }))
+        }
+        None => {
+            let read = match to {
+                Version::Snapshot(name) => source.begin_read_at_snapshot(&name)?,
+                _ => source.begin_read(),
+            };
+            Box::new(Entries::new(read))
+        }
+    };
     let mut txn = copy.begin_write()?;
     txn.open_tree(TREE)?;
     let mut in_batch = 0;
@@ -101,7 +103,7 @@ fn copy_changes(
 struct Entries {
     read: thunderhead_tx::ReadTransaction,
     after: Option<Vec<u8>>,
-    batch: std::collections::VecDeque<(Vec<u8>, Option<Vec<u8>>)>,
+    batch: std::collections::VecDeque<KeyChange>,
     done: bool,
 }
 
@@ -140,7 +142,7 @@ impl Entries {
 }
 
 impl Iterator for Entries {
-    type Item = thunderhead_tx::Result<(Vec<u8>, Option<Vec<u8>>)>;
+    type Item = thunderhead_tx::Result<KeyChange>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.batch.is_empty()
