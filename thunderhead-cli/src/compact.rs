@@ -76,7 +76,9 @@ fn copy_changes(
     let mut txn = copy.begin_write()?;
     txn.open_tree(TREE)?;
     let mut in_batch = 0;
+    let progress = crate::progress::counter("changes copied");
     for change in changes {
+        progress.inc(1);
         let (key, value) = change?;
         {
             let tree = txn.open_tree(TREE)?;
@@ -95,6 +97,7 @@ fn copy_changes(
         }
     }
     txn.commit()?;
+    progress.finish_and_clear();
     Ok(())
 }
 

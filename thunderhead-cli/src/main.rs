@@ -9,6 +9,7 @@ mod compact;
 mod demo;
 mod escape;
 mod ops;
+mod progress;
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -386,17 +387,32 @@ fn run(command: Command) -> Outcome {
                 if name.is_empty() {
                     continue;
                 }
-                writeln!(out, "tree {}\t{tree:?}", escape(name))?;
+                let entries_per_leaf = tree.leaf_entry_count as f64 / tree.leaf_count.max(1) as f64;
+                writeln!(
+                    out,
+                    "tree {}\theight {}, {} leaves ({entries_per_leaf:.1} entries each), {} branches, {} entries in leaves, {} bytes pending in journals ({} segments), {} values off-tree",
+                    escape(name),
+                    tree.height,
+                    tree.leaf_count,
+                    tree.branch_count,
+                    tree.leaf_entry_count,
+                    tree.journal_pending_bytes,
+                    tree.segment_count,
+                    tree.overflow_value_count
+                )?;
             }
         }
         Command::Dump { db, at } => {
             let db = open(&db)?;
             let read = read_at(&db, at.as_deref())?;
             if let Ok(tree) = read.open_tree(TREE) {
+                let progress = progress::counter("entries dumped");
                 for entry in tree.iter() {
                     let (key, value) = entry?;
                     writeln!(out, "{}\t{}", escape(&key), escape(&value))?;
+                    progress.inc(1);
                 }
+                progress.finish_and_clear();
             }
         }
         Command::Compact { db } => {

@@ -127,6 +127,7 @@ pub fn load(db: &Database, input: Box<dyn BufRead>) -> Result<u64, Failure> {
     let txn = db.begin_write()?;
     {
         let tree = txn.open_tree(TREE)?;
+        let progress = crate::progress::counter("entries loaded");
         for (index, line) in input.lines().enumerate() {
             let number = index + 1;
             let bad = |reason: String| Failure::Input(format!("line {number}: {reason}"));
@@ -137,7 +138,9 @@ pub fn load(db: &Database, input: Box<dyn BufRead>) -> Result<u64, Failure> {
             let key = unescape(key).map_err(|error| bad(format!("key: {error}")))?;
             let value = unescape(value).map_err(|error| bad(format!("value: {error}")))?;
             tree.insert(&key, &value)?;
+            progress.inc(1);
         }
+        progress.finish_and_clear();
     }
     Ok(txn.commit()?)
 }
