@@ -358,7 +358,11 @@ fn run(command: Command) -> Outcome {
                 report.live_pages,
                 report.free_pages,
                 report.pending_pages,
-                report.trees.len(),
+                report
+                    .trees
+                    .iter()
+                    .filter(|(name, _)| !name.is_empty())
+                    .count(),
                 report.past_versions
             )?;
         }
@@ -383,9 +387,42 @@ fn run(command: Command) -> Outcome {
                 db.oldest_retained(),
                 db.snapshots().len()
             )?;
+            // Raw bytes of the data, inline or off-tree, for the fill and the ratio of
+            // file size to data (one pass over the latest version).
+            let (mut raw_bytes, mut inline_bytes, mut values_off_tree) = (0u64, 0u64, 0u64);
+            let mut entries = 0u64;
+            let inline_max = db.engine().pager().limits().entry_inline_bytes_max;
+            if let Ok(tree) = db.begin_read().open_tree(TREE) {
+                for entry in tree.iter() {
+                    let (key, value) = entry?;
+                    let bytes = (key.len() + value.len()) as u64;
+                    raw_bytes += bytes;
+                    entries += 1;
+                    if key.len() + value.len() > inline_max {
+                        values_off_tree += 1;
+                    } else {
+                        inline_bytes += bytes;
+                    }
+                }
+            }
+            writeln!(
+                out,
+                "data\t{entries} entries, {raw_bytes} bytes of keys and values ({} values inline, {values_off_tree} off-tree); file / data {:.2}",
+                entries - values_off_tree,
+                file_bytes as f64 / raw_bytes.max(1) as f64
+            )?;
             for (name, tree) in &report.trees {
                 if name.is_empty() {
                     continue;
+                }
+                if name.as_slice() == TREE {
+                    let fill =
+                        inline_bytes as f64 / (tree.leaf_count.max(1) * page_size as u64) as f64;
+                    writeln!(
+                        out,
+                        "leaf fill\t{:.0}% (inline keys and values over leaf pages)",
+                        fill * 100.0
+                    )?;
                 }
                 let entries_per_leaf = tree.leaf_entry_count as f64 / tree.leaf_count.max(1) as f64;
                 writeln!(
