@@ -50,29 +50,44 @@ fn copy_changes(
     from: Option<Version>,
     to: Version,
 ) -> Result<(), Failure> {
-    let changes: Box<dyn Iterator<Item = thunderhead_tx::Result<KeyChange>>> = match from {
-        Some(from) => {
-            let diff: Diff = source.diff_tree(from, to, TREE)?;
-            Box::new(diff.map(|change| {
-                change.map(|change| {
-                    let value = match change.kind {
-                        ChangeKind::Added(new) | ChangeKind::Updated { new, .. } => {
-                            Some(new.to_vec())
-                        }
-                        ChangeKind::Removed(_) => None,
-                    };
-                    (change.key, value)
-                })
-            }))
-        }
-        None => {
-            let read = match to {
-                Version::Snapshot(name) => source.begin_read_at_snapshot(&name)?,
-                _ => source.begin_read(),
-            };
-            Box::new(Entries::new(read))
-        }
+    let Some(from) = from else {
+        // The first version: all of it, read straight from its tree.
+        let read = match to {
+            Version::Snapshot(name) => source.begin_read_at_snapshot(&name)?,
+            _ => source.begin_read(),
+        };
+        return match read.open_tree(TREE) {
+            Ok(tree) => apply_batched(
+                copy,
+                tree.iter()
+                    .map(|entry| entry.map(|(key, value)| (key, Some(value.to_vec())))),
+            ),
+            Err(thunderhead_tx::Error::TreeNotFound { .. }) => {
+                apply_batched(copy, std::iter::empty())
+            }
+            Err(error) => Err(error.into()),
+        };
     };
+    let diff: Diff = source.diff_tree(from, to, TREE)?;
+    apply_batched(
+        copy,
+        diff.map(|change| {
+            change.map(|change| {
+                let value = match change.kind {
+                    ChangeKind::Added(new) | ChangeKind::Updated { new, .. } => Some(new.to_vec()),
+                    ChangeKind::Removed(_) => None,
+                };
+                (change.key, value)
+            })
+        }),
+    )
+}
+
+/// Writes `changes` into `copy`'s tree, committing every [`BATCH_CHANGES`].
+fn apply_batched(
+    copy: &Database,
+    changes: impl Iterator<Item = thunderhead_tx::Result<KeyChange>>,
+) -> Result<(), Failure> {
     let mut txn = copy.begin_write()?;
     txn.open_tree(TREE)?;
     let mut in_batch = 0;
@@ -99,62 +114,4 @@ fn copy_changes(
     txn.commit()?;
     progress.finish_and_clear();
     Ok(())
-}
-
-/// Every entry of the tool's tree in one version, read in batches (so the iterator owns
-/// its transaction).
-struct Entries {
-    read: thunderhead_tx::ReadTransaction,
-    after: Option<Vec<u8>>,
-    batch: std::collections::VecDeque<KeyChange>,
-    done: bool,
-}
-
-impl Entries {
-    fn new(read: thunderhead_tx::ReadTransaction) -> Self {
-        Self {
-            read,
-            after: None,
-            batch: Default::default(),
-            done: false,
-        }
-    }
-
-    fn refill(&mut self) -> thunderhead_tx::Result<()> {
-        let tree = match self.read.open_tree(TREE) {
-            Ok(tree) => tree,
-            Err(thunderhead_tx::Error::TreeNotFound { .. }) => {
-                self.done = true;
-                return Ok(());
-            }
-            Err(error) => return Err(error),
-        };
-        use std::ops::Bound;
-        let start = match &self.after {
-            Some(after) => Bound::Excluded(after.as_slice()),
-            None => Bound::Unbounded,
-        };
-        for entry in tree.range::<[u8], _>((start, Bound::Unbounded)).take(1024) {
-            let (key, value) = entry?;
-            self.batch.push_back((key, Some(value.to_vec())));
-        }
-        self.done = self.batch.len() < 1024;
-        self.after = self.batch.back().map(|(key, _)| key.clone());
-        Ok(())
-    }
-}
-
-impl Iterator for Entries {
-    type Item = thunderhead_tx::Result<KeyChange>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.batch.is_empty()
-            && !self.done
-            && let Err(error) = self.refill()
-        {
-            self.done = true;
-            return Some(Err(error));
-        }
-        self.batch.pop_front().map(Ok)
-    }
 }
