@@ -216,7 +216,7 @@ pub(crate) fn split_node<S: PageStore>(
                 .chain(branch.pivots.iter().map(|pivot| pivot.len()))
                 .map(|pivot| crate::node::BRANCH_ENTRY_OVERHEAD_BYTES + pivot)
                 .collect();
-            let cuts = cut_points(&weights, limits.node_split_target_bytes);
+            let cuts = branch_cut_points(&weights, limits.node_split_target_bytes);
             let mut separators = Vec::with_capacity(cuts.len());
             let mut pieces = Vec::with_capacity(cuts.len() + 1);
             for &cut in cuts.iter().rev() {
@@ -276,6 +276,32 @@ pub(crate) fn cut_points(weights: &[usize], target: usize) -> Vec<usize> {
             next_piece += 1;
         }
         cumulative += weight;
+    }
+    cuts
+}
+
+/// Where to cut a branch whose entries weigh `weights` (the first child's entry, then
+/// one per pivot). Unlike a leaf's entries, the pivot at a cut leaves both pieces: it
+/// rises to the parent, and the right piece's first child takes an entry without one.
+/// An even cut of the weights can therefore leave the right piece up to a pivot under
+/// its share, and a piece under the fill minimum merges straight back into the node it
+/// was cut from, which overflows and splits the same way again, forever. A branch
+/// overflows only a little past a page, so most splits make two pieces; that cut is
+/// placed where the lighter piece, counted as stored, is heaviest.
+pub(crate) fn branch_cut_points(weights: &[usize], target: usize) -> Vec<usize> {
+    let mut cuts = cut_points(weights, target);
+    if let [cut] = cuts.as_mut_slice() {
+        let total: usize = weights.iter().sum();
+        let mut left = weights[0];
+        let mut best = (0, *cut);
+        for index in 1..weights.len() {
+            let right = total - left - weights[index] + crate::node::BRANCH_ENTRY_OVERHEAD_BYTES;
+            if left.min(right) > best.0 {
+                best = (left.min(right), index);
+            }
+            left += weights[index];
+        }
+        *cut = best.1;
     }
     cuts
 }

@@ -7,7 +7,7 @@ use thunderhead_disk::MemStore;
 use super::*;
 use crate::node::{Entry, entry_weight};
 use crate::page::leaf_layout_bytes;
-use crate::tree::flush::cut_points;
+use crate::tree::flush::{branch_cut_points, cut_points};
 
 fn tree(page_size: usize, journal_bytes_max: usize) -> Tree<MemStore> {
     let config = TreeConfig {
@@ -195,6 +195,42 @@ fn deleting_everything_collapses_the_root() {
 }
 
 /// Cut points give non-empty pieces whose weights stay near the target.
+/// A branch of long pivots that overflows its page splits into pieces that both keep the
+/// fill minimum once the cut pivot has risen to the parent. The even cut of the weights
+/// left the right piece light here (pivots of the failing proptest case, 4 KiB pages):
+/// it merged back, overflowed and split again until the stack ran out.
+#[test]
+fn branch_pieces_keep_the_fill_minimum() {
+    let overhead = crate::node::BRANCH_ENTRY_OVERHEAD_BYTES;
+    let fill_min = 1024;
+    let cases: Vec<Vec<usize>> = vec![
+        vec![420, 453, 506, 506, 506, 506, 405],
+        vec![506, 506, 506, 506, 506, 506, 506],
+        vec![10, 10, 506, 506, 506, 506, 506, 20],
+        vec![506, 506, 506, 506, 506, 506, 10, 10],
+    ];
+    for pivots in cases {
+        let weights: Vec<usize> = std::iter::once(0)
+            .chain(pivots.iter().copied())
+            .map(|pivot| overhead + pivot)
+            .collect();
+        let cuts = branch_cut_points(&weights, 3072);
+        let mut bounds = vec![0];
+        bounds.extend(&cuts);
+        bounds.push(weights.len());
+        for window in bounds.windows(2) {
+            assert!(window[0] < window[1], "empty piece in {cuts:?}");
+            // As stored: the first entry of a piece after a cut has no pivot.
+            let first = if window[0] == 0 { weights[0] } else { overhead };
+            let piece = first + weights[window[0] + 1..window[1]].iter().sum::<usize>();
+            assert!(
+                piece >= fill_min,
+                "piece of {piece} bytes from {pivots:?} cut at {cuts:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn cut_points_are_even_and_non_empty() {
     let cases: Vec<Vec<usize>> = vec![
