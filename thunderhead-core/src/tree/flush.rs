@@ -294,12 +294,12 @@ pub(crate) fn branch_cut_points(weights: &[usize], target: usize) -> Vec<usize> 
         let total: usize = weights.iter().sum();
         let mut left = weights[0];
         let mut best = (0, *cut);
-        for index in 1..weights.len() {
-            let right = total - left - weights[index] + crate::node::BRANCH_ENTRY_OVERHEAD_BYTES;
+        for (index, &weight) in weights.iter().enumerate().skip(1) {
+            let right = total - left - weight + crate::node::BRANCH_ENTRY_OVERHEAD_BYTES;
             if left.min(right) > best.0 {
                 best = (left.min(right), index);
             }
-            left += weights[index];
+            left += weight;
         }
         *cut = best.1;
     }
