@@ -3,6 +3,7 @@
 //! count), and a hit is a hash lookup and a reference-count increment: no allocation.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use thunderhead_disk::PageId;
@@ -35,9 +36,35 @@ struct Slot {
     referenced: bool,
 }
 
+/// Hashes a page number with one multiply (Fibonacci hashing). Every lookup on the read
+/// path hashes several page numbers under the cache's lock, and SipHash's resistance
+/// to chosen keys buys nothing here: page numbers come from our own allocator.
+#[derive(Default)]
+struct PageIdHasher(u64);
+
+impl Hasher for PageIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        // The high bits of the product mix every bit of the input; hashbrown takes its
+        // control byte from the top seven bits and its bucket from the low ones, so the
+        // product is folded to put good bits in both.
+        let product = (self.0 ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = product ^ (product >> 32);
+    }
+}
+
 #[derive(Default)]
 struct ClockState {
-    index: HashMap<PageId, usize>,
+    index: HashMap<PageId, usize, BuildHasherDefault<PageIdHasher>>,
     slots: Vec<Slot>,
     hand: usize,
     bytes: usize,

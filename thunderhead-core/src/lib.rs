@@ -7,6 +7,8 @@
 //! Keys are prefix-compressed against their node's fences; large values live off-tree.
 //! All storage goes through `thunderhead_disk::PageStore`.
 
+#[doc(hidden)]
+pub mod bench_support;
 mod cache;
 mod config;
 mod engine;

@@ -307,7 +307,8 @@ pub(crate) fn segment_lookup(
     watermark: u64,
     newest: &mut Newest,
 ) {
-    if let Ok(index) = segment.search(key)
+    if segment.may_hold(key)
+        && let Ok(index) = segment.search(key)
         && segment.point_seq(index) > watermark
     {
         newest.offer_point(&segment.point_message(index));
