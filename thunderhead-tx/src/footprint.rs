@@ -21,6 +21,13 @@ pub(crate) struct KeySet {
 
 impl KeySet {
     pub fn insert_key(&mut self, key: &[u8]) {
+        // A key inside a range the set holds adds nothing. Once the set has coarsened,
+        // its first range is the span of every key so far, so checking that one alone
+        // catches nearly every later key; without it a bulk load kept refilling the
+        // exact set and collapsing it again every few megabytes.
+        if self.ranges.first().is_some_and(|span| span.contains(key)) {
+            return;
+        }
         if self.keys.insert(key.to_vec()) {
             self.bytes += key.len() + 32;
             self.coarsen_if_large();
