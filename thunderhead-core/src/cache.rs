@@ -85,13 +85,73 @@ pub struct CacheStats {
     pub pages: usize,
 }
 
+/// The cache, split into shards by page number so that readers on different threads
+/// rarely take the same lock: with one lock, two threads reading at random ran slower
+/// than one. Each shard runs its own CLOCK over its share of the budget; small caches
+/// stay one shard, so a budget of a few pages still means what it says.
 pub(crate) struct PageCache {
+    shards: Box<[Shard]>,
+}
+
+/// Most shards a cache is split into, and the least budget each shard gets.
+const SHARDS_MAX: usize = 16;
+const SHARD_BYTES_MIN: usize = 1 << 20;
+
+impl PageCache {
+    pub fn new(bytes_max: usize) -> Self {
+        let count = (bytes_max / SHARD_BYTES_MIN).clamp(1, SHARDS_MAX);
+        let count = if count.is_power_of_two() {
+            count
+        } else {
+            count.next_power_of_two() / 2
+        };
+        let shards = (0..count).map(|_| Shard::new(bytes_max / count)).collect();
+        Self { shards }
+    }
+
+    fn shard(&self, page: PageId) -> &Shard {
+        let mut hasher = PageIdHasher::default();
+        hasher.write_u64(page.0);
+        // The top bits of the hash pick the shard; the map inside uses the low ones.
+        let index = (hasher.finish() >> 40) as usize & (self.shards.len() - 1);
+        &self.shards[index]
+    }
+
+    /// The cached page, if it is there and was validated against the same checksum.
+    pub fn get(&self, page: PageId, checksum: u32) -> Option<CachedPage> {
+        self.shard(page).get(page, checksum)
+    }
+
+    pub fn insert(&self, page: PageId, checksum: u32, item: CachedPage, bytes: usize) {
+        self.shard(page).insert(page, checksum, item, bytes);
+    }
+
+    /// Drops a page (its extent was freed or rewritten).
+    pub fn remove(&self, page: PageId) {
+        self.shard(page).remove(page);
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.shards
+            .iter()
+            .map(Shard::stats)
+            .fold(CacheStats::default(), |total, shard| CacheStats {
+                hits: total.hits + shard.hits,
+                misses: total.misses + shard.misses,
+                bytes: total.bytes + shard.bytes,
+                pages: total.pages + shard.pages,
+            })
+    }
+}
+
+/// One shard: a CLOCK over the pages whose numbers hash to it.
+struct Shard {
     bytes_max: usize,
     state: Mutex<ClockState>,
 }
 
-impl PageCache {
-    pub fn new(bytes_max: usize) -> Self {
+impl Shard {
+    fn new(bytes_max: usize) -> Self {
         Self {
             bytes_max,
             state: Mutex::new(ClockState::default()),
@@ -106,7 +166,7 @@ impl PageCache {
     }
 
     /// The cached page, if it is there and was validated against the same checksum.
-    pub fn get(&self, page: PageId, checksum: u32) -> Option<CachedPage> {
+    fn get(&self, page: PageId, checksum: u32) -> Option<CachedPage> {
         let mut state = self.lock();
         let Some(&slot_index) = state.index.get(&page) else {
             state.misses += 1;
@@ -123,7 +183,7 @@ impl PageCache {
         Some(item)
     }
 
-    pub fn insert(&self, page: PageId, checksum: u32, item: CachedPage, bytes: usize) {
+    fn insert(&self, page: PageId, checksum: u32, item: CachedPage, bytes: usize) {
         let mut state = self.lock();
         if let Some(&slot_index) = state.index.get(&page) {
             let old_bytes = state.slots[slot_index].bytes;
@@ -151,7 +211,7 @@ impl PageCache {
     }
 
     /// Drops a page (its extent was freed or rewritten).
-    pub fn remove(&self, page: PageId) {
+    fn remove(&self, page: PageId) {
         let mut state = self.lock();
         if let Some(slot_index) = state.index.remove(&page) {
             Self::remove_slot(&mut state, slot_index);
@@ -191,7 +251,7 @@ impl PageCache {
         }
     }
 
-    pub fn stats(&self) -> CacheStats {
+    fn stats(&self) -> CacheStats {
         let state = self.lock();
         CacheStats {
             hits: state.hits,
@@ -236,5 +296,31 @@ mod tests {
         let stats = cache.stats();
         assert_eq!(stats.pages * 4096, stats.bytes);
         drop(pinned);
+    }
+
+    /// A large cache is sharded, and its shards together keep the whole budget: every
+    /// page fits while the total is under it, and the total never passes it.
+    #[test]
+    fn shards_share_the_budget() {
+        let budget = 64 << 20;
+        let cache = PageCache::new(budget);
+        assert_eq!(cache.shards.len(), SHARDS_MAX);
+        let page_bytes = 16 << 10;
+        for id in 1..=(budget / page_bytes * 2) as u64 {
+            cache.insert(PageId(id), 1, leaf(id), page_bytes);
+            assert!(cache.stats().bytes <= budget);
+        }
+        let stats = cache.stats();
+        assert!(
+            stats.bytes > budget * 3 / 4,
+            "shards unevenly filled: {stats:?}"
+        );
+        assert!(
+            cache
+                .get(PageId(budget as u64 / page_bytes as u64 * 2), 1)
+                .is_some()
+        );
+        let single = PageCache::new(4 * 4096);
+        assert_eq!(single.shards.len(), 1);
     }
 }
