@@ -4,11 +4,20 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use thunderhead_disk::PageId;
 
 use crate::page::{BranchPage, LeafPage, SegmentPage};
+use crate::sync::{Mutex, MutexGuard};
+
+/// What the cache holds: a handle the cache can tell is still in use elsewhere. The
+/// cache is generic over it so that the loom model (`tests/loom_cache.rs`) can run the
+/// real eviction code on handles whose reference counts loom sees.
+pub trait Pinnable: Clone {
+    /// Whether anyone but the cache holds this handle (the cache must keep it).
+    fn is_pinned(&self) -> bool;
+}
 
 /// A validated page of any kind the tree reads repeatedly.
 #[derive(Clone)]
@@ -18,7 +27,7 @@ pub(crate) enum CachedPage {
     Segment(Arc<SegmentPage>),
 }
 
-impl CachedPage {
+impl Pinnable for CachedPage {
     fn is_pinned(&self) -> bool {
         match self {
             CachedPage::Leaf(page) => Arc::strong_count(page) > 1,
@@ -28,10 +37,10 @@ impl CachedPage {
     }
 }
 
-struct Slot {
+struct Slot<T> {
     page: PageId,
     checksum: u32,
-    item: CachedPage,
+    item: T,
     bytes: usize,
     referenced: bool,
 }
@@ -62,10 +71,9 @@ impl Hasher for PageIdHasher {
     }
 }
 
-#[derive(Default)]
-struct ClockState {
+struct ClockState<T> {
     index: HashMap<PageId, usize, BuildHasherDefault<PageIdHasher>>,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<T>>,
     hand: usize,
     bytes: usize,
     hits: u64,
@@ -90,7 +98,7 @@ pub struct CacheStats {
 /// than one. Each shard runs its own CLOCK over its share of the budget; small caches
 /// stay one shard, so a budget of a few pages still means what it says.
 pub(crate) struct PageCache {
-    shards: Box<[Shard]>,
+    shards: Box<[Shard<CachedPage>]>,
 }
 
 /// Most shards a cache is split into, and the least budget each shard gets.
@@ -109,7 +117,7 @@ impl PageCache {
         Self { shards }
     }
 
-    fn shard(&self, page: PageId) -> &Shard {
+    fn shard(&self, page: PageId) -> &Shard<CachedPage> {
         let mut hasher = PageIdHasher::default();
         hasher.write_u64(page.0);
         // The top bits of the hash pick the shard; the map inside uses the low ones.
@@ -131,6 +139,12 @@ impl PageCache {
         self.shard(page).remove(page);
     }
 
+    /// Checks every shard's bookkeeping ([`Shard::check`]).
+    #[cfg(test)]
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.shards.iter().try_for_each(Shard::check)
+    }
+
     pub fn stats(&self) -> CacheStats {
         self.shards
             .iter()
@@ -145,20 +159,27 @@ impl PageCache {
 }
 
 /// One shard: a CLOCK over the pages whose numbers hash to it.
-struct Shard {
+pub struct Shard<T> {
     bytes_max: usize,
-    state: Mutex<ClockState>,
+    state: Mutex<ClockState<T>>,
 }
 
-impl Shard {
-    fn new(bytes_max: usize) -> Self {
+impl<T: Pinnable> Shard<T> {
+    pub fn new(bytes_max: usize) -> Self {
         Self {
             bytes_max,
-            state: Mutex::new(ClockState::default()),
+            state: Mutex::new(ClockState {
+                index: HashMap::default(),
+                slots: Vec::new(),
+                hand: 0,
+                bytes: 0,
+                hits: 0,
+                misses: 0,
+            }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ClockState> {
+    fn lock(&self) -> MutexGuard<'_, ClockState<T>> {
         // Every update below leaves the state consistent before it can panic.
         self.state
             .lock()
@@ -166,7 +187,7 @@ impl Shard {
     }
 
     /// The cached page, if it is there and was validated against the same checksum.
-    fn get(&self, page: PageId, checksum: u32) -> Option<CachedPage> {
+    pub fn get(&self, page: PageId, checksum: u32) -> Option<T> {
         let mut state = self.lock();
         let Some(&slot_index) = state.index.get(&page) else {
             state.misses += 1;
@@ -183,7 +204,7 @@ impl Shard {
         Some(item)
     }
 
-    fn insert(&self, page: PageId, checksum: u32, item: CachedPage, bytes: usize) {
+    pub fn insert(&self, page: PageId, checksum: u32, item: T, bytes: usize) {
         let mut state = self.lock();
         if let Some(&slot_index) = state.index.get(&page) {
             let old_bytes = state.slots[slot_index].bytes;
@@ -211,7 +232,7 @@ impl Shard {
     }
 
     /// Drops a page (its extent was freed or rewritten).
-    fn remove(&self, page: PageId) {
+    pub fn remove(&self, page: PageId) {
         let mut state = self.lock();
         if let Some(slot_index) = state.index.remove(&page) {
             Self::remove_slot(&mut state, slot_index);
@@ -219,7 +240,7 @@ impl Shard {
     }
 
     /// Removes slot `slot_index`; its page's index entry is already gone.
-    fn remove_slot(state: &mut ClockState, slot_index: usize) {
+    fn remove_slot(state: &mut ClockState<T>, slot_index: usize) {
         let slot = state.slots.swap_remove(slot_index);
         state.bytes -= slot.bytes;
         if let Some(moved) = state.slots.get(slot_index) {
@@ -232,7 +253,7 @@ impl Shard {
 
     /// Evicts unreferenced, unpinned pages until `incoming` more bytes fit. Gives up after
     /// two sweeps: if everything is pinned the cache runs over budget rather than fail.
-    fn evict_for(&self, state: &mut ClockState, incoming: usize) {
+    fn evict_for(&self, state: &mut ClockState<T>, incoming: usize) {
         let mut steps = 2 * state.slots.len();
         while state.bytes + incoming > self.bytes_max && !state.slots.is_empty() && steps > 0 {
             steps -= 1;
@@ -251,7 +272,33 @@ impl Shard {
         }
     }
 
-    fn stats(&self) -> CacheStats {
+    /// Checks the shard's bookkeeping: every slot is indexed under its own page and
+    /// nothing else is, and the byte count is the sum of the slots'.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let state = self.lock();
+        if state.index.len() != state.slots.len() {
+            return Err(format!(
+                "{} index entries for {} slots",
+                state.index.len(),
+                state.slots.len()
+            ));
+        }
+        for (slot_index, slot) in state.slots.iter().enumerate() {
+            if state.index.get(&slot.page) != Some(&slot_index) {
+                return Err(format!(
+                    "slot {slot_index} (page {}) not indexed",
+                    slot.page.0
+                ));
+            }
+        }
+        let bytes: usize = state.slots.iter().map(|slot| slot.bytes).sum();
+        if bytes != state.bytes {
+            return Err(format!("slots hold {bytes} bytes, counted {}", state.bytes));
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> CacheStats {
         let state = self.lock();
         CacheStats {
             hits: state.hits,
@@ -295,6 +342,7 @@ mod tests {
         assert!(cache.get(PageId(19), 11).is_none());
         let stats = cache.stats();
         assert_eq!(stats.pages * 4096, stats.bytes);
+        cache.check().unwrap();
         drop(pinned);
     }
 
@@ -310,6 +358,7 @@ mod tests {
             cache.insert(PageId(id), 1, leaf(id), page_bytes);
             assert!(cache.stats().bytes <= budget);
         }
+        cache.check().unwrap();
         let stats = cache.stats();
         assert!(
             stats.bytes > budget * 3 / 4,

@@ -18,6 +18,38 @@ pub struct TreeConfig {
     /// How many past revisions a store keeps readable (beyond named snapshots, which
     /// are kept until dropped).
     pub retention: Retention,
+    /// Where commit times come from: the system clock, or for tests and simulation a
+    /// fixed time, so that what a run writes depends on nothing but its inputs.
+    pub clock: Clock,
+}
+
+/// Where a store's commit times (microseconds since the Unix epoch, in every meta slot)
+/// come from. Commit times never go below the previous commit's, whatever the clock
+/// says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// A clock stopped at this many microseconds since the Unix epoch. For tests and
+    /// simulation: with it, the same operations write the same bytes (the deterministic
+    /// simulator compares two runs of a seed byte for byte). Age-based retention sees
+    /// no time pass.
+    Fixed(u64),
+}
+
+impl Clock {
+    /// The time now, in microseconds since the Unix epoch.
+    pub fn now_micros(self) -> u64 {
+        match self {
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| {
+                    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+                }),
+            Clock::Fixed(micros) => micros,
+        }
+    }
 }
 
 /// Which past revisions a store keeps readable. Each limit that is set must hold for a
@@ -92,6 +124,7 @@ impl Default for TreeConfig {
             cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
             free_space_inline: true,
             retention: Retention::LATEST,
+            clock: Clock::System,
         }
     }
 }

@@ -26,6 +26,12 @@ pub enum Error {
     /// The storage layer failed, or a page read from it did not validate.
     #[error(transparent)]
     Storage(#[from] thunderhead_disk::Error),
+    /// A bulk load was given a key at or below the one before it.
+    #[error("bulk load keys out of order at {}", .key.escape_ascii())]
+    KeysOutOfOrder {
+        /// The key that came out of order.
+        key: Vec<u8>,
+    },
     /// An earlier operation of this writer failed part-way; its uncommitted changes are
     /// in an unknown state and it accepts no more work. Committed versions are intact.
     #[error("writer is poisoned by an earlier error; start a new one from the last version")]

@@ -3,13 +3,17 @@
 //! what makes the accessors' unchecked offsets safe, so this is where that claim is
 //! tested. Not part of the stable API.
 
-use thunderhead_disk::{PageBytes, PageId};
+use thunderhead_disk::{FreeSpace, Header, Meta, PageBytes, PageId, page_checksum, seal_checksum};
 
 use crate::error::Result;
 use crate::page::{BranchPage, LeafPage, OverflowRef, SegmentPage, validate_overflow};
 
 /// Readers' pins, for the loom model of page reclamation (`tests/loom_pins.rs`).
 pub use crate::engine::pins::Pins;
+
+/// One shard of the page cache and what it holds, for the loom model of pinning and
+/// eviction (`tests/loom_cache.rs`).
+pub use crate::cache::{Pinnable, Shard as CacheShard};
 
 /// Decodes `bytes` as each page kind (without checking the checksum, so that structure
 /// validation is what gets exercised) and reads everything a valid view exposes. Returns
@@ -56,11 +60,89 @@ pub fn decode_page_all_kinds(bytes: &[u8]) -> usize {
             let _ = segment.range_parts(index);
         }
     }
-    let reference = OverflowRef::new(page, bytes.len().saturating_sub(24) as u64, 0, 0);
-    if validate_overflow(&reference, &bytes).is_ok() {
+    // An overflow extent is only ever read through a reference that names its length
+    // and checksum: take both from the bytes, so that the header checks are reached.
+    let value_len = bytes.get(8..16).map_or(0, |len| {
+        u64::from_le_bytes(len.try_into().expect("8 bytes"))
+    });
+    let checksum = if bytes.len() >= 8 {
+        page_checksum(&bytes)
+    } else {
+        0
+    };
+    let reference = OverflowRef::new(page, value_len, checksum, 0);
+    if let Ok(value) = validate_overflow(&reference, &bytes) {
+        assert_eq!(value.len() as u64, value_len);
         accepted += 1;
     }
     accepted
+}
+
+/// Decodes `bytes` as everything the engine reads from a store: every page kind
+/// ([`decode_page_all_kinds`]), the header, a meta slot and its inline free space, a
+/// free-space extent, and each kind of catalog entry (with the first byte as the
+/// entry's tag and the next as where the key ends). The checksums the meta slot, header
+/// and free space carry are resealed first, so that their structure checks are what
+/// the bytes reach. Returns how many decoders accepted the bytes.
+pub fn decode_everything(bytes: &[u8]) -> usize {
+    let mut accepted = decode_page_all_kinds(bytes);
+    let page = PageId(1);
+    let mut header = bytes.to_vec();
+    if header.len() >= 20 {
+        let checksum = crc32fast::hash(&header[0..16]);
+        header[16..20].copy_from_slice(&checksum.to_le_bytes());
+    }
+    if let Ok(decoded) = Header::decode(&header) {
+        assert_eq!(Header::decode(&decoded.encode()).ok(), Some(decoded));
+        accepted += 1;
+    }
+    let mut sealed = bytes.to_vec();
+    if sealed.len() >= 8 {
+        seal_checksum(&mut sealed);
+    }
+    if let Ok(meta) = Meta::decode(page, &sealed) {
+        accepted += 1;
+        let inline = meta.inline_free_space(&sealed);
+        let again = meta.encode(sealed.len(), inline);
+        assert_eq!(
+            Meta::decode(page, &again).ok(),
+            Some(meta),
+            "a meta slot re-encoded"
+        );
+        if let Some(inline) = inline {
+            let checksum = meta.free_space.checksum;
+            if FreeSpace::decode(page, inline, checksum).is_ok() {
+                accepted += 1;
+            }
+        }
+    }
+    if let Ok(space) = FreeSpace::decode(page, &sealed, page_checksum(&sealed)) {
+        // What decodes encodes to bytes that decode to the same state.
+        let (again, checksum) = space.encode_inline();
+        let decoded = FreeSpace::decode(page, &again, checksum).expect("re-encoded state");
+        assert_eq!(decoded.encode_inline().0, again);
+        accepted += 1;
+    }
+    accepted + decode_catalog_entry(bytes)
+}
+
+/// A catalog entry from `bytes`: `tag | key length | key | value`.
+fn decode_catalog_entry(bytes: &[u8]) -> usize {
+    use crate::engine::catalog::{decode_extra, decode_history, decode_snapshot, decode_version};
+    let [tag, key_len, rest @ ..] = bytes else {
+        return 0;
+    };
+    let (key, value) = rest.split_at((*key_len as usize).min(rest.len()));
+    let mut full_key = vec![*tag];
+    full_key.extend_from_slice(key);
+    let location = PageId(3);
+    let accepted = match tag % 4 {
+        0 => decode_version(location, value).is_ok(),
+        1 => decode_extra(location, value).is_ok(),
+        2 => decode_history(location, &full_key, value).is_ok(),
+        _ => decode_snapshot(location, value).is_ok(),
+    };
+    usize::from(accepted)
 }
 
 /// Decodes `bytes` as a leaf, checksum included, for tests that build pages.

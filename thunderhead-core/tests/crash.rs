@@ -41,6 +41,7 @@ fn config(seed: u64) -> TreeConfig {
         } else {
             Retention::LATEST
         },
+        ..TreeConfig::default()
     }
 }
 

@@ -563,6 +563,7 @@ fn sweep(kind: Sweep) -> (u64, BTreeMap<String, u64>) {
                     fail_write_once: Some(writes + 1),
                     fail_sync_once: Some(syncs + 1),
                     fail_after: None,
+                    ..FaultPlan::default()
                 };
                 let fault = fault_store(beyond);
                 let engine = Engine::create(fault.clone(), &config()).unwrap();

@@ -590,6 +590,21 @@ impl Harness {
         Ok(())
     }
 
+    /// Loads `entries` into the empty tree with [`Tree::bulk_load`] and checks it.
+    fn load(&mut self, entries: &[(Key, Val)]) -> TestResult {
+        let inline_max = self.pager.limits().entry_inline_bytes_max;
+        let mut load = ok(self.tree.bulk_load(), || "bulk_load".into())?
+            .ok_or_else(|| TestCaseError::fail("bulk_load refused an empty tree"))?;
+        for (key, value) in entries {
+            let value = value.bytes(inline_max);
+            ok(load.push(key, &value), || format!("push {key:?}"))?;
+            self.model.insert(key.clone(), value);
+        }
+        ok(load.finish(), || "finish".into())?;
+        self.check_tree("after bulk load")?;
+        check_all(&self.tree, &self.model, "after bulk load")
+    }
+
     fn run_all(&mut self, ops: &[Op]) -> TestResult {
         for (index, op) in ops.iter().enumerate() {
             self.run(op)
@@ -695,6 +710,50 @@ proptest! {
     #[test]
     fn overflow_values(config in small_config(), ops in ops(all_keys(), MANY_LARGE, 50..250)) {
         run_case(4096, &config, &ops)?;
+    }
+}
+
+/// Sorted, distinct entries for a bulk load: up to `count` keys with values of every
+/// size, off-tree ones included.
+fn load_entries(
+    keys: BoxedStrategy<Key>,
+    count: std::ops::Range<usize>,
+) -> impl Strategy<Value = Vec<(Key, Val)>> {
+    prop::collection::btree_map(keys, value(2), count)
+        .prop_map(|entries| entries.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// A tree built bottom up by `bulk_load` reads as the model, checks clean, and then
+    /// takes every other operation as a tree built by puts does.
+    #[test]
+    fn bulk_load_then_ops(
+        config in small_config(),
+        page_size in prop::sample::select(vec![4096usize, 16384]),
+        entries in load_entries(all_keys(), 0..1500),
+        ops in ops(all_keys(), FEW_LARGE, 0..150),
+    ) {
+        let mut harness = Harness::new(page_size, &config);
+        harness.load(&entries)?;
+        harness.run_all(&ops)?;
+    }
+
+    /// Long shared prefixes and keys up to the limit: the leaves' fences and prefix
+    /// compression as the load sets them.
+    #[test]
+    fn bulk_load_long_keys(
+        config in small_config(),
+        entries in prop_oneof![
+            load_entries(skewed_keys(), 0..800),
+            load_entries(long_keys(), 0..300),
+        ],
+        ops in ops(all_keys(), FEW_LARGE, 0..100),
+    ) {
+        let mut harness = Harness::new(4096, &config);
+        harness.load(&entries)?;
+        harness.run_all(&ops)?;
     }
 }
 

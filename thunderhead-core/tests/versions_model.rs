@@ -156,6 +156,7 @@ fn config(retention: Retention, free_space_inline: bool) -> TreeConfig {
         cache_bytes_max: 256 * 1024,
         free_space_inline,
         retention,
+        ..TreeConfig::default()
     }
 }
 

@@ -61,7 +61,7 @@ pub(crate) struct Inner<S: PageStore + 'static> {
     pub history: Mutex<History>,
     pub queue: GroupCommit<Request<S>, Result<u64>>,
     /// Wakes those waiting for a commit (the change feed).
-    pub commits: crate::feed::Commits,
+    pub commits: crate::commits::Commits,
     pub locks: Locks,
     pub next_transaction: AtomicU64,
 }
@@ -335,7 +335,7 @@ impl<S: PageStore + 'static> Database<S> {
                 scratch_dir,
                 history: Mutex::new(History::default()),
                 queue: GroupCommit::default(),
-                commits: crate::feed::Commits::new(latest),
+                commits: crate::commits::Commits::new(latest),
                 locks: Locks::default(),
                 next_transaction: AtomicU64::new(1),
             }),

@@ -9,9 +9,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use thunderhead_disk::PageStore;
 
@@ -20,85 +19,6 @@ use crate::diff::Diff;
 use crate::error::Result;
 use crate::read::ReadTransaction;
 use crate::store::Store;
-
-/// The latest published revision, and who waits for a newer one.
-pub(crate) struct Commits {
-    state: Mutex<Waiting>,
-    changed: Condvar,
-}
-
-struct Waiting {
-    latest: u64,
-    wakers: Vec<Waker>,
-}
-
-impl Commits {
-    pub fn new(latest: u64) -> Self {
-        Self {
-            state: Mutex::new(Waiting {
-                latest,
-                wakers: Vec::new(),
-            }),
-            changed: Condvar::new(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
-        // Updates are single assignments: a panic cannot leave them torn.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Revision `latest` is committed: wakes everyone waiting for less.
-    pub fn published(&self, latest: u64) {
-        let wakers = {
-            let mut state = self.lock();
-            if latest <= state.latest {
-                return;
-            }
-            state.latest = latest;
-            std::mem::take(&mut state.wakers)
-        };
-        self.changed.notify_all();
-        for waker in wakers {
-            waker.wake();
-        }
-    }
-
-    /// Blocks until a revision after `after` is committed, or `timeout` passes.
-    fn wait(&self, after: u64, timeout: Duration) -> Option<u64> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.lock();
-        loop {
-            if state.latest > after {
-                return Some(state.latest);
-            }
-            let left = match deadline {
-                Some(deadline) => deadline.checked_duration_since(Instant::now())?,
-                None => Duration::from_secs(3600),
-            };
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
-    }
-
-    fn poll(&self, after: u64, context: &Context<'_>) -> Poll<u64> {
-        let mut state = self.lock();
-        if state.latest > after {
-            return Poll::Ready(state.latest);
-        }
-        // One waker per task: a future polled again replaces its own.
-        state
-            .wakers
-            .retain(|waker| !waker.will_wake(context.waker()));
-        state.wakers.push(context.waker().clone());
-        Poll::Pending
-    }
-}
 
 /// A future that resolves to the latest revision once one after a given revision is
 /// committed ([`Database::commit_after`]).

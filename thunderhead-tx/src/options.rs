@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use thunderhead_core::{Durability, Retention};
+use thunderhead_core::{Clock, Durability, Retention};
 
 /// Settings of a [`Database`](crate::Database). `Options::default()` is what most
 /// users want; fields can be set directly.
@@ -74,6 +74,24 @@ pub struct Options {
     ///
     /// [`Database::begin_read_at`]: crate::Database::begin_read_at
     pub retain_revisions: Retention,
+    /// Where commit times ([`ReadTransaction::time`], the history) come from. The system
+    /// clock unless a test or a simulation needs every run to write the same bytes:
+    ///
+    /// ```
+    /// # use std::time::{Duration, UNIX_EPOCH};
+    /// # use thunderhead_tx::{Clock, Database, Options};
+    /// let options = Options { clock: Clock::Fixed(1_000_000), ..Options::default() };
+    /// let db = Database::in_memory(options)?;
+    /// let txn = db.begin_write()?;
+    /// txn.open_tree(b"t")?.insert(b"k", b"v")?;
+    /// txn.commit()?;
+    /// let committed = db.history()?.last().unwrap().time;
+    /// assert_eq!(committed, UNIX_EPOCH + Duration::from_secs(1)); // one second after 1970
+    /// # Ok::<(), thunderhead_tx::Error>(())
+    /// ```
+    ///
+    /// [`ReadTransaction::time`]: crate::ReadTransaction::time
+    pub clock: Clock,
 }
 
 impl Default for Options {
@@ -86,6 +104,7 @@ impl Default for Options {
             spill_bytes: 256 * 1024 * 1024,
             lock_timeout: Duration::from_secs(10),
             retain_revisions: Retention::LATEST,
+            clock: Clock::System,
         }
     }
 }
@@ -96,6 +115,7 @@ impl Options {
             journal_bytes_max: self.journal_bytes,
             cache_bytes_max: self.cache_bytes,
             retention: self.retain_revisions,
+            clock: self.clock,
             ..thunderhead_core::TreeConfig::default()
         }
     }

@@ -606,6 +606,21 @@ impl<S: PageStore> TxState<S> {
             for range in &local.cleared {
                 tree.delete_range::<[u8], _>(range.as_refs())?;
             }
+            // Writes into an empty tree arrive here in key order: they build it bottom
+            // up (spilled writes come as a second stream, so they take the usual way).
+            if self.spill.is_none()
+                && let Some(mut load) = tree.bulk_load()?
+            {
+                let mut result = Ok(());
+                self.arena.for_each_in(*local_id, |key, value| {
+                    if let (Ok(()), Some(value)) = (&result, value) {
+                        result = load.push(key, value);
+                    }
+                });
+                result?;
+                load.finish()?;
+                continue;
+            }
             let mut apply = |key: &[u8], value: Option<&[u8]>| -> Result<()> {
                 match value {
                     Some(value) => tree.put(key, value)?,
@@ -885,8 +900,12 @@ impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
 
     fn write(&self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         let key = self.key(key)?;
-        self.txn
-            .wait_for_lock(&self.tree_name(), &KeyRange::point(&key))?;
+        // No lock held anywhere is the usual case: then the name and the point range
+        // the lock check would take are not built (two allocations per write).
+        if !self.txn.db.inner.locks.is_idle() {
+            self.txn
+                .wait_for_lock(&self.tree_name(), &KeyRange::point(&key))?;
+        }
         let mut state = self.state()?;
         // A full arena spills before the write, so a failed spill leaves the write
         // undone (and the arena as it was) rather than done but reported as failed.

@@ -84,7 +84,7 @@ pub(crate) fn encode_snapshot(past: &Past) -> [u8; SNAPSHOT_BYTES] {
     bytes
 }
 
-fn decode_history(catalog_root: PageId, key: &[u8], bytes: &[u8]) -> Result<Past> {
+pub(crate) fn decode_history(catalog_root: PageId, key: &[u8], bytes: &[u8]) -> Result<Past> {
     let revision = <[u8; 8]>::try_from(&key[1..])
         .map(u64::from_be_bytes)
         .map_err(|_| Error::corrupted(catalog_root, "a malformed history key"))?;
@@ -98,7 +98,7 @@ fn decode_history(catalog_root: PageId, key: &[u8], bytes: &[u8]) -> Result<Past
     })
 }
 
-fn decode_snapshot(catalog_root: PageId, bytes: &[u8]) -> Result<Past> {
+pub(crate) fn decode_snapshot(catalog_root: PageId, bytes: &[u8]) -> Result<Past> {
     if bytes.len() != SNAPSHOT_BYTES {
         return Err(Error::corrupted(catalog_root, "a malformed snapshot entry"));
     }
@@ -142,7 +142,7 @@ pub(crate) fn encode_version(version: &Version) -> [u8; DESC_BYTES] {
     bytes
 }
 
-fn decode_version(catalog_root: PageId, bytes: &[u8]) -> Result<Version> {
+pub(crate) fn decode_version(catalog_root: PageId, bytes: &[u8]) -> Result<Version> {
     let Ok(bytes) = <[u8; DESC_BYTES]>::try_from(bytes) else {
         return Err(Error::corrupted(
             catalog_root,
@@ -164,7 +164,7 @@ fn decode_version(catalog_root: PageId, bytes: &[u8]) -> Result<Version> {
     })
 }
 
-fn decode_extra(catalog_root: PageId, bytes: &[u8]) -> Result<u64> {
+pub(crate) fn decode_extra(catalog_root: PageId, bytes: &[u8]) -> Result<u64> {
     match <[u8; 8]>::try_from(bytes) {
         Ok(bytes) if u64::from_le_bytes(bytes) > 0 => Ok(u64::from_le_bytes(bytes)),
         _ => Err(Error::corrupted(

@@ -32,7 +32,7 @@ pub(super) fn commit<S: PageStore>(
 ) -> Result<u64> {
     let pager = engine.shared.pager.clone();
     let revision = base.revision + 1;
-    let time = history::commit_time(base.time);
+    let time = history::commit_time(engine.shared.clock, base.time);
     // Each touched tree's root before and after; the catalog learns the changed ones.
     let mut changes = Vec::new();
     let mut entries: Vec<(Vec<u8>, Option<Version>)> = Vec::new();

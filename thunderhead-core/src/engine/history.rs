@@ -9,13 +9,11 @@
 //! each commit records its predecessor's in the catalog (`r` entries) and deletes the
 //! ones the floor has passed.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use thunderhead_disk::{Meta, PageStore};
 
 use super::catalog::{self, Catalog, Past};
 use super::{Engine, Reader, Writer};
-use crate::config::Retention;
+use crate::config::{Clock, Retention};
 use crate::error::{Error, Result};
 use crate::tree::{Snapshot, Tree};
 
@@ -39,15 +37,10 @@ pub struct CommitInfo {
     pub time: u64,
 }
 
-/// Microseconds since the Unix epoch, never before `previous` (commit times only grow,
-/// whatever the clock does).
-pub(super) fn commit_time(previous: u64) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
-        });
-    now.max(previous)
+/// Microseconds since the Unix epoch by `clock`, never before `previous` (commit times
+/// only grow, whatever the clock does).
+pub(super) fn commit_time(clock: Clock, previous: u64) -> u64 {
+    clock.now_micros().max(previous)
 }
 
 /// The retention floor after a commit of `revision` at `time` whose predecessor is

@@ -6,7 +6,7 @@
 //! new pages verify, else the other, which is durable and untouched. See DESIGN.md §3
 //! for the argument.
 
-mod catalog;
+pub(crate) mod catalog;
 mod commit;
 mod history;
 mod open;
@@ -80,6 +80,8 @@ struct Shared<S: PageStore> {
     writer: Mutex<()>,
     /// Which past revisions stay readable.
     retention: crate::config::Retention,
+    /// Where commit times come from.
+    clock: crate::config::Clock,
 }
 
 /// What is committed.
@@ -276,21 +278,22 @@ impl<S: PageStore> Engine<S> {
 }
 
 impl<S: PageStore> Engine<S> {
-    /// After a commit or compaction failed once it may have written the slot that holds
-    /// the latest (not yet durable) commit, writes that commit's meta page there again,
-    /// so the slot a later sync makes durable holds what memory says is the latest. For
-    /// the holder of the writer lock; until it succeeds the slot stays suspect.
+    /// After a commit or compaction failed once it may have written the slot that does
+    /// not hold the durable commit (a failed write may have been done), writes the
+    /// latest commit's meta page there again, so the slot a later sync makes durable
+    /// holds what memory says is the latest. When the latest commit is the durable one
+    /// it goes there too (both slots then hold it): else the failed commit, newer, could
+    /// be made durable by that sync and opened by recovery in place of the latest (the
+    /// simulator found this). For the holder of the writer lock; until it succeeds the
+    /// slot stays suspect.
     pub(super) fn restore_latest_slot(&self) -> Result<()> {
-        let restore = {
+        let (slot, page) = {
             let mut state = self.lock_state();
             state.slot_suspect = true;
-            (state.durable != state.meta.revision)
-                .then(|| (1 - state.durable_slot, state.latest_page.clone()))
+            (1 - state.durable_slot, state.latest_page.clone())
         };
-        if let Some((slot, page)) = restore {
-            let store = self.shared.pager.store();
-            thunderhead_disk::resolve(store.write(thunderhead_disk::META_PAGES[slot], page))?;
-        }
+        let store = self.shared.pager.store();
+        thunderhead_disk::resolve(store.write(thunderhead_disk::META_PAGES[slot], page))?;
         self.lock_state().slot_suspect = false;
         Ok(())
     }

@@ -66,7 +66,7 @@ impl<S: PageStore> Engine<S> {
         let published = Published {
             revision: 0,
             floor: 0,
-            time: history::commit_time(0),
+            time: history::commit_time(config.clock, 0),
             tree: super::root_of(&version),
             slot: 0,
             durability: Durability::Immediate,
@@ -96,19 +96,21 @@ impl<S: PageStore> Engine<S> {
         if store.page_count() < FIRST_DATA_PAGE {
             return Err(not_a_store("the store ends before its meta slots"));
         }
+        // A slot that cannot be read is an error, not a slot to pass over: falling back
+        // to the other would open an older version, and the next commit would overwrite
+        // the newer one, durable as it may be (the simulator found this). Opening again
+        // may succeed.
+        let [first, second] = META_PAGES.map(|page| resolve(store.read(page, 1)));
+        let read = [first?, second?];
         // A slot of zeros was never written (the second slot of a new store); any other
         // invalid slot is a commit cut short or damage, and is reported.
-        let slots = META_PAGES.map(|page| match resolve(store.read(page, 1)) {
-            Ok(bytes) => Slot {
-                meta: Meta::decode(page, &bytes),
+        let slots = std::array::from_fn(|index| {
+            let bytes = read[index].clone();
+            Slot {
+                meta: Meta::decode(META_PAGES[index], &bytes),
                 blank: bytes.iter().all(|&byte| byte == 0),
                 bytes: Some(bytes),
-            },
-            Err(error) => Slot {
-                meta: Err(error),
-                blank: false,
-                bytes: None,
-            },
+            }
         });
         let pager = Arc::new(Pager::with_space(
             store,
@@ -177,6 +179,7 @@ impl<S: PageStore> Engine<S> {
                 pins,
                 writer: Mutex::new(()),
                 retention: config.retention,
+                clock: config.clock,
             }),
         })
     }

@@ -1,6 +1,7 @@
 //! The tree: a writer ([`Tree`]) that changes a private, transient copy of a version
 //! and commits it as a new version, and a reader ([`Snapshot`]) of any committed version.
 
+mod bulk;
 mod check;
 mod cow;
 mod diff;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use thunderhead_disk::{PageId, PageSlice, PageStore};
 
+pub use bulk::BulkLoad;
 pub use check::CheckReport;
 pub use diff::{Change, ChangeKind, Diff};
 pub use iter::Range;
@@ -168,18 +170,26 @@ impl<S: PageStore> Tree<S> {
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.check_key(key)?;
+        let stored = self.stored_value(key, value)?;
+        self.write_point(key, PointOp::Put(stored))
+    }
+
+    /// `value` as `key`'s entry holds it: inline, or written off-tree when the two
+    /// together are too big for a leaf to hold many of.
+    fn stored_value(&self, key: &[u8], value: &[u8]) -> Result<ValueStored> {
         if value.len() > VALUE_BYTES_MAX {
             return Err(Error::ValueTooLarge {
                 len: value.len(),
                 max: VALUE_BYTES_MAX,
             });
         }
-        let stored = if key.len() + value.len() > self.pager.limits().entry_inline_bytes_max {
-            ValueStored::Overflow(self.pager.put_value(value, self.write_birth())?)
-        } else {
-            ValueStored::Inline(PageSlice::copy_from_slice(value))
-        };
-        self.write_point(key, PointOp::Put(stored))
+        Ok(
+            if key.len() + value.len() > self.pager.limits().entry_inline_bytes_max {
+                ValueStored::Overflow(self.pager.put_value(value, self.write_birth())?)
+            } else {
+                ValueStored::Inline(PageSlice::copy_from_slice(value))
+            },
+        )
     }
 
     /// Removes `key` (nothing happens if it is absent).

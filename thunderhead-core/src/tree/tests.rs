@@ -264,3 +264,82 @@ fn cut_points_are_even_and_non_empty() {
         2 + 5 + 3 + 2
     );
 }
+
+/// A bulk load fills its leaves to the page: the leaves number the fewest that can
+/// hold the entries (plus at most one, for a light last leaf shared with the one
+/// before), and the tree is one a `put` would read back the same.
+#[test]
+fn bulk_load_fills_leaves_to_the_page() {
+    let mut loaded = tree(4096, 4096);
+    let value = [7u8; 100];
+    let mut load = loaded.bulk_load().unwrap().expect("empty tree");
+    let count = 20_000u32;
+    for index in 0..count {
+        load.push(&key(index), &value).unwrap();
+    }
+    load.finish().unwrap();
+    let report = loaded.check().unwrap();
+    assert_eq!(report.leaf_entry_count, u64::from(count));
+    let weight = entry_weight(
+        &key(0),
+        &ValueStored::Inline(PageSlice::copy_from_slice(&value)),
+    );
+    let per_leaf = (4096 - leaf_layout_bytes(&[], 0)) / weight;
+    let fewest = u64::from(count).div_ceil(per_leaf as u64);
+    assert!(
+        (fewest..=fewest + 1).contains(&report.leaf_count),
+        "{} leaves, {fewest} would do",
+        report.leaf_count
+    );
+    assert!(report.height >= 3, "{report:?}");
+    for index in (0..count).step_by(997) {
+        assert_eq!(
+            loaded.get(&key(index)).unwrap().as_deref(),
+            Some(&value[..])
+        );
+    }
+    // The loaded tree takes writes like any other.
+    loaded.put(&key(5), b"changed").unwrap();
+    loaded.delete(&key(6)).unwrap();
+    let version = loaded.commit().unwrap();
+    let snapshot = Snapshot::new(loaded.pager().clone(), version);
+    snapshot.check().unwrap();
+    assert_eq!(snapshot.iter().count(), count as usize - 1);
+    assert_eq!(
+        snapshot.get(&key(5)).unwrap().as_deref(),
+        Some(&b"changed"[..])
+    );
+}
+
+/// A load is for empty trees only, takes keys in strictly ascending order, and a load
+/// that fails or is dropped unfinished poisons the writer (its leaves belong to no
+/// version) rather than leave half a tree.
+#[test]
+fn bulk_load_refuses_misuse() {
+    let mut full = tree(4096, 4096);
+    full.put(b"a", b"1").unwrap();
+    assert!(full.bulk_load().unwrap().is_none());
+    full.commit().unwrap();
+    assert!(full.bulk_load().unwrap().is_none());
+
+    let mut unordered = tree(4096, 4096);
+    let mut load = unordered.bulk_load().unwrap().unwrap();
+    load.push(b"b", b"1").unwrap();
+    assert!(matches!(load.push(b"b", b"2"), Err(Error::KeysOutOfOrder { key }) if key == b"b"));
+    drop(load);
+    assert!(matches!(
+        unordered.put(b"c", b"3"),
+        Err(Error::WriterPoisoned)
+    ));
+
+    let mut abandoned = tree(4096, 4096);
+    let mut load = abandoned.bulk_load().unwrap().unwrap();
+    load.push(b"a", b"1").unwrap();
+    drop(load);
+    assert!(matches!(abandoned.commit(), Err(Error::WriterPoisoned)));
+
+    let mut empty = tree(4096, 4096);
+    empty.bulk_load().unwrap().unwrap().finish().unwrap();
+    assert_eq!(empty.iter().count(), 0);
+    empty.check().unwrap();
+}

@@ -1,10 +1,25 @@
-//! A store wrapper for tests that injects faults: an I/O error at the Nth write or sync
-//! (once), every operation failing after the Nth, and power loss. For power loss it keeps
-//! what was written apart from what a sync made durable; [`FaultStore::crash_image`]
-//! then decides, from a seed, the fate of every write not yet synced: lost, kept, or
-//! torn (each 512-byte sector independently old or new), as a disk losing power would.
+//! A store wrapper for tests that injects faults, after the storage fault model of
+//! TigerBeetle's simulator:
+//!
+//! * planned I/O errors: at the Nth read, write or sync (once), or every operation after
+//!   the Nth;
+//! * random I/O errors: each read, write (or truncation) and sync fails with a chance
+//!   the plan gives in millionths, decided by a generator seeded from the plan, so a run
+//!   that performs the same operations meets the same faults. A failed read returns no
+//!   data (the page is intact; a retry may succeed); a failed sync makes nothing
+//!   durable; a failed write is, by the generator, either not done at all or done in
+//!   part (some 512-byte sectors new, the others old), as a disk that failed
+//!   mid-request leaves it;
+//! * power loss: it keeps what was written apart from what a sync made durable;
+//!   [`FaultStore::crash_image`] then decides, from a seed, the fate of every write not
+//!   yet synced: lost, kept, or torn (each 512-byte sector independently old or new);
+//! * bit rot: [`FaultStore::rot`] flips a bit in pages of a crash image that no recent
+//!   write touched (cold pages: data at rest decays; what was just written, and the
+//!   latest commits' own verification reads, is rarely what rots).
+//!
+//! Every fault it injects is counted ([`FaultStore::counts`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::{Ready, ready};
 use std::sync::Mutex;
 
@@ -13,14 +28,47 @@ use crate::{Error, PageBytes, PageId, PageStore, Result, SplitMix64, StoreStats}
 /// Sector size of the simulated disk: a torn write is torn at sector boundaries.
 pub const SECTOR_BYTES: usize = 512;
 
+/// How many writes [`FaultStore::rot`] can look back over to tell cold pages from hot.
+const WRITE_LOG_MAX: usize = 4096;
+
 /// Which faults to inject. Counts start at 1: `fail_write_once: Some(3)` fails the third
-/// write. `fail_after: Some(n)` fails every operation (read, write or sync) after the
-/// first `n`.
+/// write (`fail_read_once` and `fail_sync_once` likewise). `fail_after: Some(n)` fails
+/// every operation (read, write or sync) after the first `n`. The random faults are off
+/// by default (a chance of zero).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultPlan {
+    pub fail_read_once: Option<u64>,
     pub fail_write_once: Option<u64>,
     pub fail_sync_once: Option<u64>,
     pub fail_after: Option<u64>,
+    /// The write `fail_write_once` fails reaches the store whole all the same: reported
+    /// failed but done, the worst a failed request can leave (a random failed write is
+    /// done in part or not at all).
+    pub failed_write_lands: bool,
+    /// Chance, in millionths, that a read fails.
+    pub read_error_per_million: u32,
+    /// Chance, in millionths, that a write or a truncation fails. While it is set, any
+    /// write that fails (randomly or as planned) may have been done in part.
+    pub write_error_per_million: u32,
+    /// Chance, in millionths, that a sync fails.
+    pub sync_error_per_million: u32,
+    /// Seeds the random faults: [`FaultStore::set_plan`] restarts their generator.
+    pub seed: u64,
+}
+
+/// The faults a [`FaultStore`] injected, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Failed reads.
+    pub reads: u64,
+    /// Failed writes and truncations.
+    pub writes: u64,
+    /// ... of which were done in part (torn).
+    pub torn_writes: u64,
+    /// Failed syncs.
+    pub syncs: u64,
+    /// Pages [`FaultStore::rot`] flipped a bit in.
+    pub rotted_pages: u64,
 }
 
 /// A [`PageStore`] wrapper that injects faults and simulates power loss.
@@ -29,13 +77,17 @@ pub struct FaultStore<S> {
     state: Mutex<FaultState>,
 }
 
-#[derive(Default)]
 struct FaultState {
     plan: FaultPlan,
+    /// Decides the random faults; seeded from the plan.
+    rng: SplitMix64,
     operations: u64,
+    reads: u64,
     writes: u64,
     syncs: u64,
-    injected: u64,
+    counts: FaultCounts,
+    /// The pages of the last writes (first page, page count), newest last.
+    write_log: VecDeque<(u64, u64)>,
     /// Page contents a sync made durable.
     durable: BTreeMap<u64, Vec<u8>>,
     /// Writes since the last successful sync, in order.
@@ -76,8 +128,15 @@ impl<S: PageStore> FaultStore<S> {
             inner,
             state: Mutex::new(FaultState {
                 plan,
+                rng: SplitMix64::new(plan.seed),
+                operations: 0,
+                reads: 0,
+                writes: 0,
+                syncs: 0,
+                counts: FaultCounts::default(),
+                write_log: VecDeque::new(),
                 durable,
-                ..FaultState::default()
+                pending: Vec::new(),
             }),
         }
     }
@@ -87,9 +146,12 @@ impl<S: PageStore> FaultStore<S> {
         &self.inner
     }
 
-    /// Replaces the fault plan; the operation counters keep running.
+    /// Replaces the fault plan and restarts the generator of random faults from its
+    /// seed; the operation counters keep running.
     pub fn set_plan(&self, plan: FaultPlan) {
-        self.lock().plan = plan;
+        let mut state = self.lock();
+        state.plan = plan;
+        state.rng = SplitMix64::new(plan.seed);
     }
 
     /// Operations (reads, writes, syncs, truncations) attempted so far.
@@ -97,9 +159,15 @@ impl<S: PageStore> FaultStore<S> {
         self.lock().operations
     }
 
-    /// Faults injected so far.
+    /// I/O errors injected so far (planned and random; rot is not an I/O error).
     pub fn injected(&self) -> u64 {
-        self.lock().injected
+        let counts = self.lock().counts;
+        counts.reads + counts.writes + counts.syncs
+    }
+
+    /// Every fault injected so far, by kind.
+    pub fn counts(&self) -> FaultCounts {
+        self.lock().counts
     }
 
     /// Writes not yet made durable by a sync.
@@ -137,6 +205,45 @@ impl<S: PageStore> FaultStore<S> {
         CrashImage { pages }
     }
 
+    /// Bit rot: flips one bit, chosen by `seed`, in each of up to `pages` distinct pages
+    /// of `image` from `first_page` on that none of the last `recent_writes` writes
+    /// touched (fewer if fewer are cold). Returns the pages rotted, in order.
+    pub fn rot(
+        &self,
+        image: &mut CrashImage,
+        seed: u64,
+        pages: usize,
+        recent_writes: usize,
+        first_page: u64,
+    ) -> Vec<u64> {
+        let mut state = self.lock();
+        let hot: BTreeSet<u64> = state
+            .write_log
+            .iter()
+            .rev()
+            .take(recent_writes)
+            .flat_map(|&(start, count)| start..start + count)
+            .collect();
+        let mut cold: Vec<u64> = image
+            .pages
+            .range(first_page..)
+            .map(|(&page, _)| page)
+            .filter(|page| !hot.contains(page))
+            .collect();
+        let mut rng = SplitMix64::new(seed);
+        let mut rotted = Vec::new();
+        while rotted.len() < pages && !cold.is_empty() {
+            let page = cold.swap_remove(rng.below(cold.len() as u64) as usize);
+            let bytes = image.pages.get_mut(&page).expect("a page of the image");
+            let bit = rng.below(bytes.len() as u64 * 8);
+            bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+            rotted.push(page);
+        }
+        rotted.sort_unstable();
+        state.counts.rotted_pages += rotted.len() as u64;
+        rotted
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
         self.state
             .lock()
@@ -148,28 +255,85 @@ impl<S: PageStore> FaultStore<S> {
         let mut state = self.lock();
         state.operations += 1;
         let plan = state.plan;
-        let fails = plan
-            .fail_after
-            .is_some_and(|after| state.operations > after)
-            || match kind {
-                Kind::Read => false,
-                Kind::Write => {
-                    state.writes += 1;
-                    plan.fail_write_once == Some(state.writes)
-                }
-                Kind::Sync => {
-                    state.syncs += 1;
-                    plan.fail_sync_once == Some(state.syncs)
-                }
-            };
-        if fails {
-            state.injected += 1;
-            return Err(Error::Io(std::io::Error::other(format!(
-                "injected fault at operation {}",
-                state.operations
-            ))));
+        // Every operation is counted by kind, even past `fail_after`, so that the
+        // numbers `fail_*_once` name stay the operations' own.
+        let once = match kind {
+            Kind::Read => {
+                state.reads += 1;
+                plan.fail_read_once == Some(state.reads)
+            }
+            Kind::Write => {
+                state.writes += 1;
+                plan.fail_write_once == Some(state.writes)
+            }
+            Kind::Sync => {
+                state.syncs += 1;
+                plan.fail_sync_once == Some(state.syncs)
+            }
+        };
+        let planned = once
+            || plan
+                .fail_after
+                .is_some_and(|after| state.operations > after);
+        let chance = match kind {
+            Kind::Read => plan.read_error_per_million,
+            Kind::Write => plan.write_error_per_million,
+            Kind::Sync => plan.sync_error_per_million,
+        };
+        // The generator is drawn only when a chance is set, so plans without random
+        // faults behave exactly as before they existed.
+        let random = chance > 0 && state.rng.below(1_000_000) < u64::from(chance);
+        if !(planned || random) {
+            return Ok(());
         }
-        Ok(())
+        match kind {
+            Kind::Read => state.counts.reads += 1,
+            Kind::Write => state.counts.writes += 1,
+            Kind::Sync => state.counts.syncs += 1,
+        }
+        Err(Error::Io(std::io::Error::other(format!(
+            "injected fault at operation {}",
+            state.operations
+        ))))
+    }
+
+    /// Whether a failed write was done, whole (`failed_write_lands`) or in part (a random
+    /// one, decided by the generator): then the bytes of `start` it leaves, some sectors
+    /// new and the others as before.
+    fn torn_remains(&self, start: PageId, bytes: &PageBytes) -> Option<PageBytes> {
+        let mut state = self.lock();
+        if state.plan.failed_write_lands && state.plan.fail_write_once == Some(state.writes) {
+            return Some(bytes.clone());
+        }
+        if state.plan.write_error_per_million == 0 || state.rng.next_u64() & 1 == 0 {
+            return None;
+        }
+        let page_size = self.inner.page_size();
+        let pages = (bytes.len() / page_size) as u32;
+        let Ok(old) = crate::resolve(self.inner.read(start, pages)) else {
+            return None;
+        };
+        let mut torn = old.to_vec();
+        for (old, new) in torn
+            .chunks_mut(SECTOR_BYTES)
+            .zip(bytes.chunks(SECTOR_BYTES))
+        {
+            if state.rng.next_u64() & 1 == 1 {
+                old.copy_from_slice(new);
+            }
+        }
+        Some(PageBytes::new(torn))
+    }
+
+    /// Notes that `bytes` reached the store at `start` (not yet durable).
+    fn written(&self, start: PageId, bytes: PageBytes) {
+        let pages = (bytes.len() / self.inner.page_size()) as u64;
+        let mut state = self.lock();
+        state.pending.push((start, bytes));
+        if state.write_log.len() == WRITE_LOG_MAX {
+            state.write_log.pop_front();
+        }
+        state.write_log.push_back((start.0, pages));
     }
 }
 
@@ -199,13 +363,24 @@ impl<S: PageStore> PageStore for FaultStore<S> {
     }
 
     fn write(&self, start: PageId, bytes: PageBytes) -> Ready<Result<()>> {
-        let result = self
-            .operation(Kind::Write)
-            .and_then(|()| crate::resolve(self.inner.write(start, bytes.clone())));
-        if result.is_ok() {
-            self.lock().pending.push((start, bytes));
-        }
-        ready(result)
+        let result = match self.operation(Kind::Write) {
+            Ok(()) => crate::resolve(self.inner.write(start, bytes.clone())).map(|()| bytes),
+            Err(error) => {
+                // Only writes inside the store are torn: a failed request does not grow
+                // it.
+                let pages = (bytes.len() / self.inner.page_size()) as u64;
+                let inside = start.0 + pages <= self.inner.page_count();
+                if inside
+                    && let Some(torn) = self.torn_remains(start, &bytes)
+                    && crate::resolve(self.inner.write(start, torn.clone())).is_ok()
+                {
+                    self.lock().counts.torn_writes += 1;
+                    self.written(start, torn);
+                }
+                Err(error)
+            }
+        };
+        ready(result.map(|bytes| self.written(start, bytes)))
     }
 
     fn sync(&self) -> Ready<Result<()>> {
@@ -260,13 +435,14 @@ mod tests {
         PageBytes::new(vec![fill; 4096])
     }
 
-    /// The Nth write and sync fail once; after `fail_after` everything fails.
+    /// The Nth read, write and sync fail once; after `fail_after` everything fails.
     #[test]
     fn injects_planned_errors() {
         let plan = FaultPlan {
             fail_write_once: Some(2),
             fail_sync_once: Some(1),
             fail_after: Some(6),
+            ..FaultPlan::default()
         };
         let store = FaultStore::new(MemStore::new(4096).unwrap(), plan);
         let (a, b) = (PageId(1), PageId(2));
@@ -279,6 +455,27 @@ mod tests {
         assert!(resolve(store.read(a, 1)).is_err()); // op 7: past fail_after
         assert!(resolve(store.sync()).is_err());
         assert_eq!(store.injected(), 4);
+        let store = FaultStore::new(
+            MemStore::new(4096).unwrap(),
+            FaultPlan {
+                fail_read_once: Some(2),
+                ..FaultPlan::default()
+            },
+        );
+        resolve(store.write(a, page(1))).unwrap();
+        assert!(resolve(store.read(a, 1)).is_ok());
+        assert!(resolve(store.read(a, 1)).is_err()); // read 2: fails once
+        assert!(resolve(store.read(a, 1)).is_ok());
+        assert_eq!(store.counts().reads, 1);
+        // A failed write that lands: reported, and done.
+        store.set_plan(FaultPlan {
+            fail_write_once: Some(2),
+            failed_write_lands: true,
+            ..FaultPlan::default()
+        });
+        assert!(resolve(store.write(a, page(9))).is_err());
+        assert_eq!(resolve(store.read(a, 1)).unwrap().to_vec(), vec![9; 4096]);
+        assert_eq!(store.pending_writes(), 2, "a crash may keep it");
     }
 
     /// Synced writes always survive a crash; unsynced ones are lost, kept or torn at
@@ -310,5 +507,121 @@ mod tests {
         assert!(lost > 0 && kept > 0 && torn > 0, "{lost} {kept} {torn}");
         let bytes = store.crash_image(0).to_bytes(4096);
         assert_eq!(bytes.len(), 3 * 4096);
+    }
+
+    /// Random faults: each kind fails at about its chance, the same operations for the
+    /// same seed, and a failed read or sync leaves the data as it was.
+    #[test]
+    fn injects_random_errors_by_seed() {
+        let run = |seed: u64| {
+            let plan = FaultPlan {
+                read_error_per_million: 200_000,
+                sync_error_per_million: 300_000,
+                seed,
+                ..FaultPlan::default()
+            };
+            let store = FaultStore::new(MemStore::new(4096).unwrap(), FaultPlan::default());
+            resolve(store.write(PageId(1), page(7))).unwrap();
+            store.set_plan(plan);
+            let outcomes: Vec<bool> = (0..1000)
+                .map(|index| {
+                    if index % 4 == 3 {
+                        resolve(store.sync()).is_ok()
+                    } else {
+                        match resolve(store.read(PageId(1), 1)) {
+                            Ok(bytes) => {
+                                assert_eq!(bytes.to_vec(), vec![7; 4096]);
+                                true
+                            }
+                            Err(Error::Io(_)) => false,
+                            Err(other) => panic!("{other}"),
+                        }
+                    }
+                })
+                .collect();
+            (outcomes, store.counts())
+        };
+        let (outcomes, counts) = run(5);
+        assert_eq!(run(5).0, outcomes, "a seed decides the faults");
+        assert_ne!(run(6).0, outcomes);
+        assert!((100..200).contains(&counts.reads), "{counts:?}");
+        assert!((40..110).contains(&counts.syncs), "{counts:?}");
+        assert_eq!(counts.writes, 0);
+        assert_eq!(
+            outcomes.iter().filter(|ok| !**ok).count() as u64,
+            counts.reads + counts.syncs
+        );
+    }
+
+    /// A randomly failed write is reported, and leaves the page as it was or torn at
+    /// sector boundaries (never anything else); both happen; a torn one is pending, so a
+    /// crash may keep it.
+    #[test]
+    fn a_random_failed_write_is_undone_or_torn() {
+        let store = FaultStore::new(MemStore::new(4096).unwrap(), FaultPlan::default());
+        resolve(store.write(PageId(1), page(1))).unwrap();
+        resolve(store.sync()).unwrap();
+        store.set_plan(FaultPlan {
+            write_error_per_million: 1_000_000,
+            seed: 11,
+            ..FaultPlan::default()
+        });
+        let (mut undone, mut torn) = (0, 0);
+        for round in 0..64u8 {
+            let before = resolve(store.read(PageId(1), 1)).unwrap().to_vec();
+            let new = page(round + 2);
+            assert!(matches!(
+                resolve(store.write(PageId(1), new.clone())),
+                Err(Error::Io(_))
+            ));
+            let after = resolve(store.read(PageId(1), 1)).unwrap().to_vec();
+            if after == before {
+                undone += 1;
+                continue;
+            }
+            torn += 1;
+            for (index, sector) in after.chunks(SECTOR_BYTES).enumerate() {
+                let range = index * SECTOR_BYTES..(index + 1) * SECTOR_BYTES;
+                assert!(sector == &before[range.clone()] || sector == &new[range]);
+            }
+        }
+        assert!(undone > 0 && torn > 0, "{undone} {torn}");
+        let counts = store.counts();
+        assert_eq!((counts.writes, counts.torn_writes), (64, torn));
+        assert_eq!(store.pending_writes() as u64, torn);
+        // A write past the end is never torn: the store does not grow.
+        assert!(resolve(store.write(PageId(9), page(3))).is_err());
+        assert_eq!(store.page_count(), 2);
+    }
+
+    /// Rot flips exactly one bit in each page it picks, picks only cold pages from the
+    /// first page asked, and is decided by its seed.
+    #[test]
+    fn rot_flips_one_bit_in_cold_pages() {
+        let store = FaultStore::new(MemStore::new(4096).unwrap(), FaultPlan::default());
+        for index in 0..10 {
+            resolve(store.write(PageId(index), page(index as u8))).unwrap();
+        }
+        resolve(store.sync()).unwrap();
+        let clean = store.crash_image(0);
+        // The last three writes (pages 7, 8, 9) are hot; pages 0 and 1 are spared.
+        let mut image = clean.clone();
+        let rotted = store.rot(&mut image, 42, 100, 3, 2);
+        assert_eq!(rotted, vec![2, 3, 4, 5, 6]);
+        for (page, bytes) in &image.pages {
+            let flipped: u32 = bytes
+                .iter()
+                .zip(&clean.pages[page])
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
+            assert_eq!(flipped, u32::from(rotted.contains(page)), "page {page}");
+        }
+        let mut again = clean.clone();
+        assert_eq!(store.rot(&mut again, 42, 100, 3, 2), rotted);
+        assert_eq!(again, image, "a seed decides the rot");
+        let mut two = clean.clone();
+        assert_eq!(store.rot(&mut two, 7, 2, 3, 2).len(), 2);
+        assert_eq!(store.counts().rotted_pages, 12);
+        assert_eq!(store.injected(), 0, "rot is not an I/O error");
     }
 }

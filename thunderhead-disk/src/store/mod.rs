@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::{PageBytes, PageId, Result};
 
-pub use fault::{CrashImage, FaultPlan, FaultStore, SECTOR_BYTES};
+pub use fault::{CrashImage, FaultCounts, FaultPlan, FaultStore, SECTOR_BYTES};
 pub use file::FileStore;
 pub use mem::MemStore;
 
