@@ -35,15 +35,16 @@
 //! 1,000), `THUNDERHEAD_TX_CRASH_SEED` replays one, and `THUNDERHEAD_TX_FAULT_WORKLOADS`
 //! the number of fixed workloads the I/O-error sweep runs over (default 8).
 
-use std::any::Any;
+mod common;
+
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use thunderhead_disk::{
-    CrashImage, FaultPlan, FaultStore, MemStore, PageId, PageStore, SplitMix64 as Rng, resolve,
-};
+use thunderhead_disk::{CrashImage, FaultPlan, FaultStore, MemStore, PageStore, SplitMix64 as Rng};
 use thunderhead_tx::{Database, Durability, Error, Options, ReadTransaction, WriteTransaction};
+
+use common::{Tree, Trees, env_u64, panic_message, read_all};
 
 const PAGE_SIZE: usize = 4096;
 
@@ -55,8 +56,6 @@ const VIEW: &[u8] = b"v/";
 /// The tree the commit after recovery creates.
 const MARKER: &[u8] = b"after-crash";
 
-type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
-type Trees = BTreeMap<Vec<u8>, Tree>;
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 type Store = Arc<FaultStore<MemStore>>;
 type Db = Database<Store>;
@@ -86,16 +85,6 @@ fn image_store(image: &CrashImage, plan: FaultPlan) -> Store {
     fault_store(MemStore::from_image(PAGE_SIZE, image).unwrap(), plan)
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_string()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic without a message".to_string()
-    }
-}
-
 /// Runs `case`; a panic becomes an entry of `failures` naming `what`.
 fn run_case<T>(failures: &mut Vec<String>, what: String, case: impl FnOnce() -> T) -> Option<T> {
     match catch_unwind(AssertUnwindSafe(case)) {
@@ -119,19 +108,6 @@ fn assert_no_failures(failures: &[String], cases: u64) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-}
-
-fn read_all<S: PageStore>(read: &ReadTransaction<S>) -> Result<Trees, Error> {
-    let mut trees = Trees::new();
-    for name in read.list_trees()? {
-        let tree = read.open_tree(&name)?;
-        let entries = tree
-            .iter()
-            .map(|entry| entry.map(|(key, value)| (key, value.to_vec())))
-            .collect::<Result<Tree, Error>>()?;
-        trees.insert(name, entries);
-    }
-    Ok(trees)
 }
 
 /// Every tree of the latest commit, with its contents.
@@ -760,19 +736,6 @@ fn image_recovers_to(image: &CrashImage, candidates: &[Trees], what: &str) -> Tr
     found
 }
 
-/// What `store` holds now: the disk after the process (not the machine) crashed, every
-/// write kept.
-fn written_image(store: &Store) -> CrashImage {
-    let inner = store.inner();
-    let pages = (0..inner.page_count())
-        .map(|page| {
-            let bytes = resolve(inner.read(PageId(page), 1)).unwrap();
-            (page, bytes.to_vec())
-        })
-        .collect();
-    CrashImage { pages }
-}
-
 // ---------------------------------------------------------------------------------------
 // Power loss
 
@@ -883,7 +846,7 @@ fn crash_case(seed: u64, steps: &[Step], point: u64) -> Outcome {
         .rposition(|state| *state == log.model)
         .expect("the latest state is a candidate");
     image_recovers_to(
-        &written_image(&store),
+        &store.written_image(),
         &log.candidates[latest..],
         "recovery after a process crash",
     );
@@ -913,12 +876,6 @@ fn crash_case(seed: u64, steps: &[Step], point: u64) -> Outcome {
         outcome.recrash_kept_commit = again != found;
     }
     outcome
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
 }
 
 /// One power-loss case: its workload, crashed at a point spread uniformly over its

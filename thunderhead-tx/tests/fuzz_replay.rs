@@ -16,11 +16,14 @@ mod ops;
 #[path = "../../fuzz/src/page_decode.rs"]
 mod page_decode;
 
-use std::any::Any;
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use thunderhead_disk::SplitMix64;
+
+use common::{env_u64, panic_message};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
@@ -47,22 +50,6 @@ fn inputs_in(dir: &Path) -> Vec<PathBuf> {
     };
     files.sort();
     files
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_string()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic without a message".to_string()
-    }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
 }
 
 /// Pseudo-random inputs of up to `len_max` bytes: raw bytes, or bytes mostly small

@@ -57,18 +57,21 @@
 //! `THUNDERHEAD_SIM_SEEDS` sets the number of seeds (default 300), `THUNDERHEAD_SIM_SEED`
 //! replays one. A failing seed prints the command that replays it.
 
-use std::any::Any;
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use thunderhead_disk::{
-    CrashImage, FIRST_DATA_PAGE, FaultCounts, FaultPlan, FaultStore, MemStore, PageId, PageStore,
-    SplitMix64 as Rng, resolve,
+    CrashImage, FIRST_DATA_PAGE, FaultCounts, FaultPlan, FaultStore, MemStore, PageStore,
+    SplitMix64 as Rng,
 };
 use thunderhead_tx::{
     Clock, Database, Durability, Error, Options, ReadTransaction, Value, WriteTransaction,
 };
+
+use common::{Tree, Trees, env_u64, panic_message, read_all};
 
 const PAGE_SIZE: usize = 4096;
 /// The trees every client writes; created before the first epoch.
@@ -79,8 +82,6 @@ const SNAPSHOTS: [&[u8]; 3] = [b"s0", b"s1", b"s2"];
 const MARKER: &[u8] = b"marker";
 const MAX_CLIENTS: usize = 4;
 
-type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
-type Trees = BTreeMap<Vec<u8>, Tree>;
 type Store = Arc<FaultStore<MemStore>>;
 type Db = Database<Store>;
 
@@ -135,15 +136,6 @@ fn image_store(image: &CrashImage) -> Store {
     ))
 }
 
-/// What `store` holds now: the disk after the process (not the machine) stopped.
-fn written_image(store: &Store) -> CrashImage {
-    let inner = store.inner();
-    let pages = (0..inner.page_count())
-        .map(|page| (page, resolve(inner.read(PageId(page), 1)).unwrap().to_vec()))
-        .collect();
-    CrashImage { pages }
-}
-
 // ---------------------------------------------------------------------------------------
 // The trace: a digest of everything a run did and saw
 
@@ -177,26 +169,13 @@ impl Trace {
 // ---------------------------------------------------------------------------------------
 // Reads
 
-fn read_trees<S: PageStore>(read: &ReadTransaction<S>) -> Result<Trees, Error> {
-    let mut trees = Trees::new();
-    for name in read.list_trees()? {
-        let tree = read.open_tree(&name)?;
-        let entries = tree
-            .iter()
-            .map(|entry| entry.map(|(key, value)| (key, value.to_vec())))
-            .collect::<Result<Tree, Error>>()?;
-        trees.insert(name, entries);
-    }
-    Ok(trees)
-}
-
 /// The latest commit's trees and every named snapshot's.
 fn read_state(db: &Db) -> Result<State, Error> {
-    let trees = read_trees(&db.begin_read())?;
+    let trees = read_all(&db.begin_read())?;
     let mut snapshots = BTreeMap::new();
     for info in db.snapshots() {
         let read = db.begin_read_at_snapshot(&info.name)?;
-        snapshots.insert(info.name, read_trees(&read)?);
+        snapshots.insert(info.name, read_all(&read)?);
     }
     Ok(State { trees, snapshots })
 }
@@ -552,7 +531,7 @@ impl Sim {
             let (image, log) = self.epoch(epoch, &store, db, log);
             (store, db, state) = self.recover(epoch, &store, &image, &log);
         }
-        let image = written_image(&store);
+        let image = store.written_image();
         self.trace.bytes(&image.to_bytes(PAGE_SIZE));
         drop(db);
         (self.trace.hash ^ self.trace.events, self.stats)
@@ -634,8 +613,8 @@ impl Sim {
                 let close = self.chance(2);
                 self.reader_check(store, readers, index, close)
             }
-            780..=819 => self.sync(store, db, log),
-            820..=829 => self.compact(store, db, log),
+            780..=819 => self.make_durable(store, db, log, "sync", Database::sync),
+            820..=829 => self.make_durable(store, db, log, "compact", Database::compact),
             830..=869 => self.snapshot(store, db, log),
             870..=899 => self.read_snapshot(store, db, log),
             930.. if !clients.is_empty() => {
@@ -947,32 +926,23 @@ impl Sim {
         kept
     }
 
-    fn sync(&mut self, store: &Store, db: &Db, log: &mut Log) -> Outcome {
+    /// `sync` or `compact`: either makes the latest revision durable when it succeeds.
+    fn make_durable<T: std::fmt::Debug>(
+        &mut self,
+        store: &Store,
+        db: &Db,
+        log: &mut Log,
+        what: &str,
+        call: impl FnOnce(&Db) -> Result<T, Error>,
+    ) -> Outcome {
         let before = db.revision();
         let injected = store.injected();
-        let result = db.sync();
-        self.trace.event(&format!("sync: {result:?}"));
+        let result = call(db);
+        self.trace.event(&format!("{what}: {result:?}"));
         if self.crashed(store) {
             return Outcome::Crashed;
         }
-        self.judge(store, injected, "sync", &result);
-        if result.is_ok() {
-            log.durable();
-            return Outcome::Ok;
-        }
-        self.after_fault(store, db, log, before, None);
-        Outcome::Fault
-    }
-
-    fn compact(&mut self, store: &Store, db: &Db, log: &mut Log) -> Outcome {
-        let before = db.revision();
-        let injected = store.injected();
-        let result = db.compact();
-        self.trace.event(&format!("compact: {result:?}"));
-        if self.crashed(store) {
-            return Outcome::Crashed;
-        }
-        self.judge(store, injected, "compact", &result);
+        self.judge(store, injected, what, &result);
         if result.is_ok() {
             log.durable();
             return Outcome::Ok;
@@ -1026,7 +996,7 @@ impl Sim {
                 Outcome::Ok
             }
             (Ok(read), Some(want)) => {
-                let found = read_trees(&read);
+                let found = read_all(&read);
                 self.judge(store, injected, "reading a snapshot", &found);
                 if let Ok(found) = &found {
                     assert!(
@@ -1067,7 +1037,7 @@ impl Sim {
     ) -> Outcome {
         let injected = store.injected();
         let (read, want) = &readers[index];
-        let found = read_trees(read);
+        let found = read_all(read);
         self.judge(store, injected, "a pinned reader", &found);
         if let Ok(found) = &found {
             assert!(
@@ -1239,7 +1209,7 @@ impl Sim {
         for info in db.snapshots() {
             let result = db
                 .begin_read_at_snapshot(&info.name)
-                .and_then(|read| read_trees(&read));
+                .and_then(|read| read_all(&read));
             match result {
                 Ok(found) => {
                     snapshots.insert(info.name, found);
@@ -1329,16 +1299,6 @@ fn commit_marker(db: &Db, epoch: u64, state: &State) -> Result<State, Error> {
 // ---------------------------------------------------------------------------------------
 // Seeds
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_string()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic without a message".to_string()
-    }
-}
-
 fn replay_command(seed: u64) -> String {
     format!("THUNDERHEAD_SIM_SEED={seed} cargo test -p thunderhead-tx --test simulator")
 }
@@ -1360,12 +1320,6 @@ fn run_seed(seed: u64, twice: bool) -> Result<Stats, String> {
         }
     }
     Ok(stats)
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
 }
 
 #[test]
@@ -1432,7 +1386,7 @@ fn a_meta_slot_read_error_fails_open_and_loses_no_durable_commit() {
         txn.commit_with(Durability::Immediate).unwrap();
     }
     drop(db);
-    let image = written_image(&store);
+    let image = store.written_image();
     // Opening reads the header, then the two meta slots: each slot's read fails in turn.
     for read in [2, 3] {
         let store = image_store(&image);

@@ -17,15 +17,16 @@
 //! `THUNDERHEAD_VERSIONS_CRASH_CASES` sets the number of crash points (default 800),
 //! `THUNDERHEAD_VERSIONS_CRASH_SEED` replays one.
 
-use std::any::Any;
+mod common;
+
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use thunderhead_disk::{
-    CrashImage, FaultPlan, FaultStore, MemStore, PageId, PageStore, SplitMix64 as Rng, resolve,
-};
+use thunderhead_disk::{FaultPlan, FaultStore, MemStore, PageStore, SplitMix64 as Rng};
 use thunderhead_tx::{Database, Durability, Error, Options, ReadTransaction, Retention};
+
+use common::{env_u64, panic_message};
 
 const PAGE_SIZE: usize = 4096;
 const NAMES: [&[u8]; 2] = [b"alpha", b"beta"];
@@ -354,15 +355,6 @@ fn recovers<S: PageStore + 'static>(
     db
 }
 
-/// What `store` holds now: the disk after the process (not the machine) crashed.
-fn written_image(store: &Faulty) -> CrashImage {
-    let inner = store.inner();
-    let pages = (0..inner.page_count())
-        .map(|page| (page, resolve(inner.read(PageId(page), 1)).unwrap().to_vec()))
-        .collect();
-    CrashImage { pages }
-}
-
 fn crash_case(seed: u64) -> bool {
     let steps = workload(seed);
     let fresh = || {
@@ -409,25 +401,9 @@ fn crash_case(seed: u64) -> bool {
     drop(db);
     // A process crash keeps every write: the latest acknowledged state, or the step
     // in flight.
-    let memory = Arc::new(MemStore::from_image(PAGE_SIZE, &written_image(&store)).unwrap());
+    let memory = Arc::new(MemStore::from_image(PAGE_SIZE, &store.written_image()).unwrap());
     recovers(memory, seed, &log, log.latest, "a process crash");
     crashed
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_string()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic without a message".to_string()
-    }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
 }
 
 /// Snapshots survive power loss at any point: those recovered read as recorded, and

@@ -175,6 +175,18 @@ impl<S: PageStore> FaultStore<S> {
         self.lock().pending.len()
     }
 
+    /// What the disk holds if the process (not the machine) stops now: every write
+    /// made, synced or not.
+    pub fn written_image(&self) -> CrashImage {
+        let pages = (0..self.inner.page_count())
+            .filter_map(|page| {
+                let bytes = crate::resolve(self.inner.read(PageId(page), 1)).ok()?;
+                Some((page, bytes.to_vec()))
+            })
+            .collect();
+        CrashImage { pages }
+    }
+
     /// What the disk would hold if power failed now. Each write since the last sync is,
     /// by the seed, lost, kept, or torn sector by sector.
     pub fn crash_image(&self, seed: u64) -> CrashImage {
@@ -507,6 +519,10 @@ mod tests {
         assert!(lost > 0 && kept > 0 && torn > 0, "{lost} {kept} {torn}");
         let bytes = store.crash_image(0).to_bytes(4096);
         assert_eq!(bytes.len(), 3 * 4096);
+        // A process crash keeps every write, synced or not.
+        let written = store.written_image();
+        assert_eq!(written.pages[&b.0], vec![2; 4096]);
+        assert_eq!(written.pages[&a.0], vec![1; 4096]);
     }
 
     /// Random faults: each kind fails at about its chance, the same operations for the
