@@ -2,7 +2,7 @@
 //! a million entries would each pass through every journal on their way down and be
 //! sorted again at every level; arriving sorted, they can go straight into leaves. Each
 //! leaf is filled to its page and written as soon as the next key fixes its upper fence,
-//! so memory holds one leaf and one child slot per leaf written. At the end the leaves
+//! so memory holds two leaves and one child slot per leaf written. At the end the leaves
 //! hang under one branch that the ordinary root fix splits into levels.
 //!
 //! Leaves are filled to the page, as a B-tree's bulk load (LMDB's `MDB_APPEND`) does:
