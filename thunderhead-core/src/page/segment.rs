@@ -239,7 +239,8 @@ impl SegmentPage {
             offsets_at,
             seq_max,
             overflow_points: Vec::new(),
-            filter: KeyFilter::with_capacity(point_count),
+            // Replaced by the filter built below once every key has validated.
+            filter: KeyFilter::empty(),
         };
         let mut overflow_points = Vec::new();
         let mut filter = KeyFilter::with_capacity(point_count);
@@ -472,6 +473,13 @@ struct KeyFilter {
 impl KeyFilter {
     const BITS_PER_KEY: usize = 10;
     const PROBES: u32 = 4;
+
+    /// A placeholder that allocates nothing; it must not be probed.
+    fn empty() -> Self {
+        Self {
+            blocks: Box::default(),
+        }
+    }
 
     fn with_capacity(keys: usize) -> Self {
         let blocks = (keys * Self::BITS_PER_KEY)
