@@ -3,7 +3,9 @@
 //! what makes the accessors' unchecked offsets safe, so this is where that claim is
 //! tested. Not part of the stable API.
 
-use thunderhead_disk::{FreeSpace, Header, Meta, PageBytes, PageId, page_checksum, seal_checksum};
+use thunderhead_disk::{
+    FreeSpace, Header, Meta, PageBytes, PageId, Stored, page_checksum, seal_checksum,
+};
 
 use crate::error::Result;
 use crate::page::{BranchPage, LeafPage, OverflowRef, SegmentPage, validate_overflow};
@@ -116,12 +118,26 @@ pub fn decode_everything(bytes: &[u8]) -> usize {
             }
         }
     }
-    if let Ok(space) = FreeSpace::decode(page, &sealed, page_checksum(&sealed)) {
+    match FreeSpace::decode(page, &sealed, page_checksum(&sealed)) {
         // What decodes encodes to bytes that decode to the same state.
-        let (again, checksum) = space.encode_inline();
-        let decoded = FreeSpace::decode(page, &again, checksum).expect("re-encoded state");
-        assert_eq!(decoded.encode_inline().0, again);
-        accepted += 1;
+        Ok(Stored::Whole(space)) => {
+            let (again, checksum) = space.encode_inline();
+            let decoded = FreeSpace::decode(page, &again, checksum)
+                .and_then(|stored| stored.into_whole(page))
+                .expect("re-encoded state");
+            assert_eq!(decoded.encode_inline().0, again);
+            accepted += 1;
+        }
+        // A delta's records are canonical (each list strictly increasing): it
+        // re-encodes to the bytes it came from.
+        Ok(Stored::Delta(delta)) => {
+            let (again, _) = delta.encode();
+            // The checksum (bytes 4..8) covers only the delta, the input's all of it.
+            assert_eq!(again[..4], sealed[..4], "a delta re-encoded");
+            assert_eq!(again[8..], sealed[8..again.len()], "a delta re-encoded");
+            accepted += 1;
+        }
+        Err(_) => {}
     }
     accepted + decode_catalog_entry(bytes)
 }

@@ -152,12 +152,56 @@ fn random_snapshot_change(
     }
 }
 
-/// Runs the workload until the store fails (the crash), recording what may survive.
-fn workload(rng: &mut Rng, engine: &Engine<Arc<FaultStore<MemStore>>>, expect: &mut Expect) {
+/// A quarter of the seeds start from a store whose free space is fragmented: rows with
+/// values stored off-tree (a page each) written, then every other one removed, leaving
+/// about five hundred free runs between live pages. That state no longer fits in the meta
+/// slot, so the workload's small commits store it as changes against a base (DESIGN.md
+/// §5.4), and crashes land on those.
+fn fragmented(seed: u64) -> bool {
+    seed.is_multiple_of(4)
+}
+
+/// Rows of the fragmented start.
+const FRAGMENT_ROWS: u64 = 1000;
+
+/// Commits the fragmented start durably, recording its revisions; returns the version
+/// the workload starts from.
+fn fragment(seed: u64, engine: &Engine<Arc<FaultStore<MemStore>>>, expect: &mut Expect) -> Version {
     let mut version = Version {
         model: Model::new(),
         snapshots: Snapshots::new(),
     };
+    if !fragmented(seed) {
+        return version;
+    }
+    for round in 0..2 {
+        let mut writer = engine.begin_write().unwrap();
+        for row in (0..FRAGMENT_ROWS).filter(|row| round == 0 || row % 2 == 0) {
+            let key = format!("f{row:05}").into_bytes();
+            if round == 0 {
+                let value = vec![row as u8; 2000];
+                writer.put(&key, &value).unwrap();
+                version.model.insert(key, value);
+            } else {
+                writer.delete(&key).unwrap();
+                version.model.remove(&key);
+            }
+        }
+        let revision = writer.commit(Durability::Immediate).unwrap();
+        expect.maybe(revision, version.clone());
+        expect.durable(revision);
+    }
+    version
+}
+
+/// Runs the workload until the store fails (the crash), recording what may survive.
+fn workload(
+    rng: &mut Rng,
+    engine: &Engine<Arc<FaultStore<MemStore>>>,
+    expect: &mut Expect,
+    start: Version,
+) {
+    let mut version = start;
     let mut readers = Vec::new();
     for _ in 0..40 {
         let mut writer = match engine.begin_write() {
@@ -233,12 +277,13 @@ fn workload_operations(seed: u64) -> u64 {
         FaultPlan::default(),
     ));
     let engine = Engine::create(store.clone(), &config(seed)).unwrap();
-    let created = store.operations();
     let mut expect = Expect {
         versions: BTreeMap::new(),
         durable: 0,
     };
-    workload(&mut Rng::new(seed), &engine, &mut expect);
+    let start = fragment(seed, &engine, &mut expect);
+    let created = store.operations();
+    workload(&mut Rng::new(seed), &engine, &mut expect, start);
     store.operations() - created
 }
 
@@ -251,10 +296,6 @@ fn crash_case(seed: u64, point: u64) -> bool {
         FaultPlan::default(),
     ));
     let engine = Engine::create(store.clone(), &config(seed)).unwrap();
-    store.set_plan(FaultPlan {
-        fail_after: Some(store.operations() + point),
-        ..FaultPlan::default()
-    });
     let empty = Version {
         model: Model::new(),
         snapshots: Snapshots::new(),
@@ -263,7 +304,12 @@ fn crash_case(seed: u64, point: u64) -> bool {
         versions: [(0, empty)].into(),
         durable: 0,
     };
-    workload(&mut rng, &engine, &mut expect);
+    let start = fragment(seed, &engine, &mut expect);
+    store.set_plan(FaultPlan {
+        fail_after: Some(store.operations() + point),
+        ..FaultPlan::default()
+    });
+    workload(&mut rng, &engine, &mut expect, start);
     drop(engine);
     let crashed = store.injected() > 0;
     let mut rng = Rng::new(seed ^ 0x5EED_C2A5);

@@ -24,7 +24,9 @@ pub use le::{Le16, Le32, Le64};
 pub use page_bytes::{PageBytes, PageSlice};
 pub use page_id::PageId;
 pub use rng::SplitMix64;
-pub use space::{Extent, FIRST_DATA_PAGE, FREE_SPACE_PAGE_KIND, FreeSpace, Kept};
+pub use space::{
+    Base, Delta, Extent, FIRST_DATA_PAGE, FREE_SPACE_PAGE_KIND, FreeSpace, Kept, Stored,
+};
 pub use store::{
     CrashImage, FaultCounts, FaultPlan, FaultStore, FileStore, MemStore, PageStore, SECTOR_BYTES,
     StoreStats, resolve,

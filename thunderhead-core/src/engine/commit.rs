@@ -9,8 +9,8 @@
 //! visible to anyone and are free at once.
 
 use thunderhead_disk::{
-    Extent, ExtentRoot, FreeSpace, Kept, META_PAGES, Meta, PageBytes, PageId, PageStore, TreeRoot,
-    resolve,
+    Base, Extent, ExtentRoot, FreeSpace, Kept, META_PAGES, Meta, PageBytes, PageId, PageStore,
+    TreeRoot, resolve,
 };
 
 use std::collections::{BTreeMap, HashSet};
@@ -103,22 +103,23 @@ pub(super) fn commit<S: PageStore>(
         (engine.kept(&state, Some(floor)), 1 - state.durable_slot)
     };
     let mut space = pager.space();
-    let mut next = space.clone();
-    for extent in next.take_fresh() {
+    // Changed in place, and put back if the writes fail: copying a fragmented store's
+    // free space was the largest cost of a small commit.
+    space.checkpoint();
+    for extent in space.take_fresh() {
         let start = extent.start.0;
         if diff.referenced.contains(&start) || shared.referenced.contains(&start) {
-            next.note_written(extent);
+            space.note_written(extent);
         } else {
-            next.free(extent);
+            space.free(extent);
         }
     }
     for (extent, born) in diff.freed.into_iter().chain(shared.freed) {
-        next.defer(revision, born, extent);
+        space.defer(revision, born, extent);
     }
     let published = publish(
         &pager,
-        &mut next,
-        Some(base),
+        &mut space,
         Published {
             revision,
             floor,
@@ -132,6 +133,7 @@ pub(super) fn commit<S: PageStore>(
     let (meta, page) = match published {
         Ok(published) => published,
         Err(error) => {
+            space.roll_back();
             drop(space);
             // Best effort: if this fails too the slot stays suspect until a sync.
             let _ = engine.restore_latest_slot();
@@ -139,9 +141,9 @@ pub(super) fn commit<S: PageStore>(
         }
     };
     if durability == Durability::Immediate {
-        next.clear_recent();
+        space.clear_recent();
     }
-    *space = next;
+    space.keep_changes();
     drop(space);
     let mut state = engine.lock_state();
     state.meta = meta;
@@ -180,10 +182,14 @@ pub(super) struct Published {
 
 /// Writes the free space `next` of a new version and its meta slot, and syncs if asked.
 /// `next` is left as the new version's allocation state.
+///
+/// The free space goes, in order of preference: whole into the meta slot's page when it
+/// fits there; as its changes since the last whole state (its base) into the meta slot
+/// when those fit; else whole to an extent of its own, which becomes the new base.
+/// A base the new version no longer uses is garbage once the version replaces the old.
 pub(super) fn publish<S: PageStore>(
     pager: &Pager<S>,
     next: &mut FreeSpace,
-    base: Option<&Meta>,
     version: Published,
 ) -> Result<(Meta, PageBytes)> {
     let store = pager.store();
@@ -197,31 +203,37 @@ pub(super) fn publish<S: PageStore>(
         durability,
         kept,
     } = version;
-    // The old version's free space is garbage once this version replaces it.
-    if let Some(base) = base
-        && let Some(old_space) = base.free_space_extent()
-    {
-        next.defer(revision, base.revision, old_space);
-    }
     next.release(&kept);
-    // A small free-space state rides in the meta slot's page, saving a page per commit.
-    let inline_fits = Meta::fits_inline(next.encoded_len(), page_size);
-    let (free_space, inline) = if inline_fits && pager.free_space_inline() {
+    let inline = pager.free_space_inline();
+    let fits = |len| inline && Meta::fits_inline(len, page_size);
+    let delta = next.base().is_some() && fits(next.delta_len()) && !fits(next.encoded_len());
+    if !delta {
+        retire_base(next, revision, None);
+    }
+    let (free_space, inline) = if delta {
+        let (bytes, checksum) = next.encode_delta();
+        (inline_root(&bytes, checksum), Some(bytes))
+    } else if fits(next.encoded_len()) {
         let (bytes, checksum) = next.encode_inline();
-        let root = ExtentRoot {
-            page: PageId::NONE,
-            page_count: bytes.len() as u32,
-            checksum,
-        };
-        (root, Some(bytes))
+        (inline_root(&bytes, checksum), Some(bytes))
     } else {
         let page_count = next.encoded_page_count(page_size);
         let start = next.allocate(page_count);
         next.take_fresh();
         let (bytes, checksum) = next.encode(page_size, page_count);
+        let extent = Extent::new(start, page_count);
+        retire_base(
+            next,
+            revision,
+            Some(Base {
+                extent,
+                checksum,
+                born: revision,
+            }),
+        );
         // Written since the last durable commit, like the tree's pages (noted after
         // encoding: recovery checks this extent through the meta slot, not the list).
-        next.note_written(Extent::new(start, page_count));
+        next.note_written(extent);
         pager.forget(start);
         resolve(store.write(start, PageBytes::new(bytes)))?;
         let page_count = u32::try_from(page_count).map_err(|_| {
@@ -250,6 +262,25 @@ pub(super) fn publish<S: PageStore>(
     Ok((meta, page))
 }
 
+/// The state is stored whole from now on (`base` is where, or `None` for inline): the
+/// old base, if any, is deferred as garbage of the commit of `revision`.
+fn retire_base(space: &mut FreeSpace, revision: u64, base: Option<Base>) {
+    if let Some(old) = space.base()
+        && Some(old) != base
+    {
+        space.defer(revision, old.born, old.extent);
+    }
+    space.set_base(base);
+}
+
+fn inline_root(bytes: &[u8], checksum: u32) -> ExtentRoot {
+    ExtentRoot {
+        page: PageId::NONE,
+        page_count: bytes.len() as u32,
+        checksum,
+    }
+}
+
 impl<S: PageStore> Engine<S> {
     /// Gives the free pages at the end of the store back to the operating system: commits
     /// (durably) a version whose end excludes them, then truncates. Returns the pages
@@ -263,9 +294,9 @@ impl<S: PageStore> Engine<S> {
             (state.meta, kept, 1 - state.durable_slot, state.floor)
         };
         let mut space = pager.space();
-        let mut next = space.clone();
-        next.release(&kept);
-        next.trim();
+        space.checkpoint();
+        space.release(&kept);
+        space.trim();
         let published = Published {
             revision: base.revision + 1,
             floor,
@@ -277,16 +308,17 @@ impl<S: PageStore> Engine<S> {
             durability: Durability::Immediate,
             kept,
         };
-        let (meta, page) = match publish(&pager, &mut next, Some(&base), published) {
+        let (meta, page) = match publish(&pager, &mut space, published) {
             Ok(published) => published,
             Err(error) => {
+                space.roll_back();
                 drop(space);
                 let _ = self.restore_latest_slot();
                 return Err(error);
             }
         };
-        next.clear_recent();
-        *space = next;
+        space.clear_recent();
+        space.keep_changes();
         drop(space);
         {
             let mut state = self.lock_state();

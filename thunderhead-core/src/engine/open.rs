@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use thunderhead_disk::{
-    Error as DiskError, FIRST_DATA_PAGE, FileStore, FreeSpace, HEADER_PAGE, Header, Kept,
-    META_PAGES, Meta, PageBytes, PageStore, resolve,
+    Base, Error as DiskError, FIRST_DATA_PAGE, FileStore, FreeSpace, HEADER_PAGE, Header, Kept,
+    META_PAGES, Meta, PageBytes, PageStore, Stored, resolve,
 };
 
 use super::catalog::{self, Catalog};
@@ -72,7 +72,7 @@ impl<S: PageStore> Engine<S> {
             durability: Durability::Immediate,
             kept: Kept::new(0, 0),
         };
-        let (meta, page) = publish(&pager, &mut next, None, published)?;
+        let (meta, page) = publish(&pager, &mut next, published)?;
         // Revision 0 is durable: nothing written so far may be reused before it is freed
         // by a later durable commit.
         next.clear_recent();
@@ -258,11 +258,35 @@ pub(super) fn load_free_space<S: PageStore>(
     meta_page: &[u8],
 ) -> Result<FreeSpace> {
     let extent = meta.free_space;
-    let space = match meta.inline_free_space(meta_page) {
+    let stored = match meta.inline_free_space(meta_page) {
         Some(inline) => FreeSpace::decode(extent.page, inline, extent.checksum)?,
         None => {
             let bytes = resolve(pager.store().read(extent.page, extent.page_count))?;
             FreeSpace::decode(extent.page, &bytes, extent.checksum)?
+        }
+    };
+    let space = match stored {
+        // A state stored whole in an extent of its own was written by this version's
+        // commit, and is the base of the commits after it.
+        Stored::Whole(space) => {
+            let mut space = *space;
+            if let Some(extent) = meta.free_space_extent() {
+                space.set_base(Some(Base {
+                    extent,
+                    checksum: meta.free_space.checksum,
+                    born: meta.revision,
+                }));
+            }
+            space
+        }
+        Stored::Delta(delta) => {
+            let base = delta.base();
+            let page = base.extent.start;
+            let page_count = u32::try_from(base.extent.page_count)
+                .map_err(|_| Error::corrupted(page, "free-space base over 4 Gi pages"))?;
+            let bytes = resolve(pager.store().read(page, page_count))?;
+            let whole = FreeSpace::decode(page, &bytes, base.checksum)?.into_whole(page)?;
+            delta.apply(extent.page, whole)?
         }
     };
     if space.end() != meta.end {
@@ -295,7 +319,7 @@ fn load_verified<S: PageStore>(
             ),
         ));
     }
-    let recent: HashSet<u64> = space.recent().iter().map(|extent| extent.start.0).collect();
+    let recent: HashSet<u64> = space.recent().map(|extent| extent.start.0).collect();
     let latest = super::version_of(meta);
     pager.load_node(latest.root_ref())?;
     let catalog = verify_version(pager, latest, &recent)?;

@@ -117,7 +117,14 @@ impl<S: PageStore> Engine<S> {
             .map(|&(start, page_count)| Extent::new(start, page_count))
             .collect();
         live.extend(tree_extents);
-        live.extend(meta.free_space_extent());
+        let base = stored.base();
+        if current.base() != base {
+            return Err(Error::Invariant {
+                location: format!("meta slot {slot}"),
+                reason: "the free space in memory and the stored one have different bases".into(),
+            });
+        }
+        live.extend(base.map(|base| base.extent));
         tiles(&live, &stored, "the stored free space")?;
         tiles(&live, &current, "the free space in memory")?;
         let pasts = catalog.kept_catalogs()?;

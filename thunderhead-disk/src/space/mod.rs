@@ -2,24 +2,25 @@
 //! commit but may still be read (by a reader of an older version, or by recovery falling
 //! back to the last durable version), and where the used part of the store ends.
 //!
-//! The state is part of every committed version: a commit writes it to a fresh extent and
-//! the meta slot points at it. A crash therefore never leaks a page or hands one out
-//! twice: whatever a commit that never became durable allocated is free again in the
-//! version recovery falls back to.
+//! The state is part of every committed version: a commit stores it (whole, or as its
+//! changes against the last whole one, `stored.rs`) and the meta slot points at it. A
+//! crash therefore never leaks a page or hands one out twice: whatever a commit that
+//! never became durable allocated is free again in the version recovery falls back to.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+mod changes;
+mod stored;
 
-use crate::{Error, PageId, Result, page_checksum, seal_checksum};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::PageId;
+use changes::{Changes, Checkpoint, Op, PendingRun, Run};
+pub use stored::{Delta, Stored};
 
 /// Pages 0 (header) and 1, 2 (meta slots) are never allocated.
 pub const FIRST_DATA_PAGE: u64 = 3;
 
 /// Page kind byte of a free-space extent (node kinds 1 to 4 are the tree's).
 pub const FREE_SPACE_PAGE_KIND: u8 = 5;
-const FREE_SPACE_FORMAT: u8 = 1;
-const HEADER_BYTES: usize = 32;
-const FREE_ENTRY_BYTES: usize = 16;
-const PENDING_ENTRY_BYTES: usize = 32;
 
 /// A run of consecutive pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,17 +52,35 @@ pub struct FreeSpace {
     free: BTreeMap<u64, u64>,
     /// The same runs by (length, first page), for best-fit allocation.
     free_by_len: BTreeSet<(u64, u64)>,
-    /// Runs freed by a commit, by the revision that freed them, with the revision that
-    /// wrote each: readable by the versions in between, reusable once none is kept.
-    pending: BTreeMap<u64, Vec<(u64, Extent)>>,
+    /// Runs freed by a commit, in the order of the revision that freed them: readable
+    /// by the versions from the one that wrote them to the one before, reusable once
+    /// none of those is kept.
+    pending: BTreeSet<PendingRun>,
     /// Pending runs that only an old kept version (below the retained window) still
-    /// reads, by that version: (freed, born, run). In memory only; stored as pending.
-    held: BTreeMap<u64, Vec<(u64, u64, Extent)>>,
+    /// reads, by that version. In memory only; stored as pending.
+    held: BTreeMap<u64, Vec<PendingRun>>,
     /// Runs allocated since tracking began (by a writer that has not committed yet).
     fresh: Option<BTreeMap<u64, u64>>,
     /// Runs written by commits since the last durable one: all a crash can have lost or
     /// torn, so all recovery must verify before trusting the version.
-    recent: Vec<Extent>,
+    recent: BTreeSet<Run>,
+    /// The state last stored whole, which later versions store changes against.
+    base: Option<Base>,
+    /// The changes since `base` (tracked only while there is one).
+    since_base: Changes,
+    /// The changes since [`FreeSpace::checkpoint`], while a commit may still fail.
+    checkpoint: Option<Checkpoint>,
+}
+
+/// Where a whole stored state lies, which later versions store their changes against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Base {
+    /// Its extent.
+    pub extent: Extent,
+    /// The extent's checksum.
+    pub checksum: u32,
+    /// The revision whose commit wrote it.
+    pub born: u64,
 }
 
 /// The versions whose pages must stay readable: every revision from `floor` on (the
@@ -203,11 +222,12 @@ impl FreeSpace {
     /// wrote: the versions from `born` to `revision - 1` may still read it, so it waits
     /// for [`FreeSpace::release`]. A `born` of 0 means unknown (every older version).
     pub fn defer(&mut self, revision: u64, born: u64, extent: Extent) {
-        let born = born.min(revision.saturating_sub(1));
-        self.pending
-            .entry(revision)
-            .or_default()
-            .push((born, extent));
+        self.insert_pending(PendingRun {
+            freed: revision,
+            born: born.min(revision.saturating_sub(1)),
+            start: extent.start.0,
+            page_count: extent.page_count,
+        });
     }
 
     /// Frees every pending run no kept version can read. A run freed at revision F and
@@ -219,7 +239,7 @@ impl FreeSpace {
     /// Runs blocked only by a single old version are set aside under it and looked at
     /// again only when it goes, so a long-lived snapshot costs nothing per commit.
     pub fn release(&mut self, kept: &Kept) {
-        let mut candidates: Vec<(u64, u64, Extent)> = Vec::new();
+        let mut candidates: Vec<PendingRun> = Vec::new();
         let gone: Vec<u64> = self
             .held
             .keys()
@@ -230,33 +250,28 @@ impl FreeSpace {
             candidates.extend(self.held.remove(&blocker).into_iter().flatten());
         }
         let later = match kept.floor.checked_add(1) {
-            Some(first_kept) => self.pending.split_off(&first_kept),
-            None => BTreeMap::new(),
+            Some(first_kept) => self.pending.split_off(&PendingRun {
+                freed: first_kept,
+                born: 0,
+                start: 0,
+                page_count: 0,
+            }),
+            None => BTreeSet::new(),
         };
-        let below = std::mem::replace(&mut self.pending, later);
-        for (freed, runs) in below {
-            candidates.extend(runs.into_iter().map(|(born, extent)| (freed, born, extent)));
-        }
-        let mut written_since_durable = HashSet::new();
-        for (freed, born, extent) in candidates {
-            match kept.reader_of(born, freed) {
-                Some(blocker) => self
-                    .held
-                    .entry(blocker)
-                    .or_default()
-                    .push((freed, born, extent)),
+        candidates.extend(std::mem::replace(&mut self.pending, later));
+        for run in candidates {
+            match kept.reader_of(run.born, run.freed) {
+                Some(blocker) => self.held.entry(blocker).or_default().push(run),
                 None => {
-                    if born > kept.durable {
-                        written_since_durable.insert(extent);
+                    self.pending_gone(run);
+                    let extent = Extent::new(PageId(run.start), run.page_count);
+                    // Reused, it will be noted again by the commit that writes it.
+                    if run.born > kept.durable {
+                        self.remove_recent((run.start, run.page_count));
                     }
                     self.free(extent);
                 }
             }
-        }
-        if !written_since_durable.is_empty() {
-            // Reused, they will be noted again by the commit that writes them.
-            self.recent
-                .retain(|extent| !written_since_durable.contains(extent));
         }
     }
 
@@ -307,17 +322,22 @@ impl FreeSpace {
 
     /// Records that a commit since the last durable one wrote `extent`.
     pub fn note_written(&mut self, extent: Extent) {
-        self.recent.push(extent);
+        self.insert_recent((extent.start.0, extent.page_count));
     }
 
-    /// The runs written since the last durable commit.
-    pub fn recent(&self) -> &[Extent] {
-        &self.recent
+    /// The runs written since the last durable commit, in page order.
+    pub fn recent(&self) -> impl Iterator<Item = Extent> + '_ {
+        self.recent
+            .iter()
+            .map(|&(start, len)| Extent::new(PageId(start), len))
     }
 
     /// The version is durable: nothing written so far can be lost any more.
     pub fn clear_recent(&mut self) {
-        self.recent.clear();
+        let runs: Vec<Run> = self.recent.iter().copied().collect();
+        for run in runs {
+            self.remove_recent(run);
+        }
     }
 
     /// Returns a free run that ends the store to the unused space past the end; the new
@@ -342,19 +362,82 @@ impl FreeSpace {
     /// The runs waiting for kept versions: (revision that freed it, revision that
     /// wrote it, run), in the order of the revision that freed them.
     pub fn pending_extents(&self) -> impl Iterator<Item = (u64, u64, Extent)> + '_ {
-        let mut runs: Vec<(u64, u64, Extent)> = self
-            .pending
-            .iter()
-            .flat_map(|(&freed, runs)| runs.iter().map(move |&(born, run)| (freed, born, run)))
-            .chain(self.held.values().flatten().copied())
-            .collect();
-        runs.sort_unstable();
-        runs.into_iter()
+        let mut runs: Vec<PendingRun> = self.pending.iter().copied().collect();
+        if !self.held.is_empty() {
+            runs.extend(self.held.values().flatten().copied());
+            runs.sort_unstable();
+        }
+        runs.into_iter().map(|run| {
+            (
+                run.freed,
+                run.born,
+                Extent::new(PageId(run.start), run.page_count),
+            )
+        })
     }
 
     /// Pages free now.
     pub fn free_page_count(&self) -> u64 {
         self.free.values().sum()
+    }
+
+    /// The whole state this one stores its changes against, if any.
+    pub fn base(&self) -> Option<Base> {
+        self.base
+    }
+
+    /// From now on the state is stored as changes against `base` (a whole state stored
+    /// at `base.extent` that equals this one), or whole if `None`.
+    pub fn set_base(&mut self, base: Option<Base>) {
+        let old = std::mem::replace(&mut self.base, base);
+        let changes = std::mem::take(&mut self.since_base);
+        self.log(|| Op::Rebased(old, Box::new(changes)));
+    }
+
+    /// Starts a commit's changes: until [`FreeSpace::keep_changes`], every change can be
+    /// undone by [`FreeSpace::roll_back`]. Costs nothing in the size of the state.
+    pub fn checkpoint(&mut self) {
+        self.checkpoint = Some(Checkpoint {
+            end: self.end,
+            fresh: self.fresh.clone(),
+            log: Vec::new(),
+        });
+    }
+
+    /// The commit succeeded: its changes stay.
+    pub fn keep_changes(&mut self) {
+        self.checkpoint = None;
+    }
+
+    /// The commit failed: the state goes back to what it was at the checkpoint. Runs a
+    /// single old version held go back among the pending (where the state stores them
+    /// anyway); the next release sets them aside again.
+    pub fn roll_back(&mut self) {
+        let Some(checkpoint) = self.checkpoint.take() else {
+            return;
+        };
+        for (_, runs) in std::mem::take(&mut self.held) {
+            self.pending.extend(runs);
+        }
+        for op in checkpoint.log.into_iter().rev() {
+            match op {
+                Op::FreeInserted((start, len)) => self.remove_free(start, len),
+                Op::FreeRemoved((start, len)) => self.insert_free(start, len),
+                Op::RecentInserted(run) => self.remove_recent(run),
+                Op::RecentRemoved(run) => self.insert_recent(run),
+                Op::PendingInserted(run) => {
+                    self.pending.remove(&run);
+                    self.pending_gone(run);
+                }
+                Op::PendingRemoved(run) => self.insert_pending(run),
+                Op::Rebased(base, changes) => {
+                    self.base = base;
+                    self.since_base = *changes;
+                }
+            }
+        }
+        self.end = checkpoint.end;
+        self.fresh = checkpoint.fresh;
     }
 
     fn overlaps_free(&self, extent: Extent) -> bool {
@@ -364,180 +447,83 @@ impl FreeSpace {
             .is_some_and(|(&start, &len)| start + len > extent.start.0)
     }
 
+    // Every change to the three stored sets goes through the six functions below, which
+    // note it against the base and the checkpoint.
+
     fn insert_free(&mut self, start: u64, len: u64) {
         self.free.insert(start, len);
         self.free_by_len.insert((len, start));
+        if self.base.is_some() {
+            self.since_base.free.insert((start, len));
+        }
+        self.log(|| Op::FreeInserted((start, len)));
     }
 
     fn remove_free(&mut self, start: u64, len: u64) {
         self.free.remove(&start);
         self.free_by_len.remove(&(len, start));
+        if self.base.is_some() {
+            self.since_base.free.remove((start, len));
+        }
+        self.log(|| Op::FreeRemoved((start, len)));
     }
 
-    /// Bytes the encoded state takes.
-    pub fn encoded_len(&self) -> usize {
-        let pending: usize = self.pending.values().map(Vec::len).sum::<usize>()
-            + self.held.values().map(Vec::len).sum::<usize>();
-        HEADER_BYTES
-            + (self.free.len() + self.recent.len()) * FREE_ENTRY_BYTES
-            + pending * PENDING_ENTRY_BYTES
-    }
-
-    /// Pages the encoded state takes.
-    pub fn encoded_page_count(&self, page_size: usize) -> u64 {
-        self.encoded_len().div_ceil(page_size) as u64
-    }
-
-    /// The state as an extent of `page_count` pages (at least
-    /// [`FreeSpace::encoded_page_count`]), checksummed; returns the bytes and checksum.
-    pub fn encode(&self, page_size: usize, page_count: u64) -> (Vec<u8>, u32) {
-        let mut bytes = self.encode_unsealed();
-        assert!(
-            bytes.len() <= page_count as usize * page_size,
-            "extent too small"
-        );
-        bytes.resize(page_count as usize * page_size, 0);
-        let checksum = seal_checksum(&mut bytes);
-        (bytes, checksum)
-    }
-
-    /// The state in exactly [`FreeSpace::encoded_len`] bytes, checksummed, to be kept
-    /// inside a meta slot when it fits there.
-    pub fn encode_inline(&self) -> (Vec<u8>, u32) {
-        let mut bytes = self.encode_unsealed();
-        let checksum = seal_checksum(&mut bytes);
-        (bytes, checksum)
-    }
-
-    fn encode_unsealed(&self) -> Vec<u8> {
-        let pending: Vec<(u64, u64, Extent)> = self.pending_extents().collect();
-        let mut bytes = Vec::with_capacity(self.encoded_len());
-        bytes.extend_from_slice(&[FREE_SPACE_PAGE_KIND, FREE_SPACE_FORMAT, 0, 0, 0, 0, 0, 0]);
-        bytes.extend_from_slice(&self.end.to_le_bytes());
-        bytes.extend_from_slice(&(self.free.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&(self.recent.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&(pending.len() as u64).to_le_bytes());
-        for (&start, &len) in &self.free {
-            bytes.extend_from_slice(&start.to_le_bytes());
-            bytes.extend_from_slice(&len.to_le_bytes());
-        }
-        for extent in &self.recent {
-            bytes.extend_from_slice(&extent.start.0.to_le_bytes());
-            bytes.extend_from_slice(&extent.page_count.to_le_bytes());
-        }
-        for (freed, born, extent) in pending {
-            bytes.extend_from_slice(&freed.to_le_bytes());
-            bytes.extend_from_slice(&born.to_le_bytes());
-            bytes.extend_from_slice(&extent.start.0.to_le_bytes());
-            bytes.extend_from_slice(&extent.page_count.to_le_bytes());
-        }
-        bytes
-    }
-
-    /// Decodes and validates a state read from `page`. Nothing in `bytes` is trusted:
-    /// counts, order and bounds are all checked.
-    pub fn decode(page: PageId, bytes: &[u8], expected_checksum: u32) -> Result<Self> {
-        let corrupted = |reason: &str| Error::corrupted(page, format!("free space: {reason}"));
-        if bytes.len() < HEADER_BYTES {
-            return Err(corrupted("shorter than its header"));
-        }
-        let actual = page_checksum(bytes);
-        let stored = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        if actual != stored || actual != expected_checksum {
-            return Err(Error::ChecksumMismatch {
-                page,
-                expected: expected_checksum,
-                actual,
-            });
-        }
-        if bytes[0] != FREE_SPACE_PAGE_KIND || bytes[1] != FREE_SPACE_FORMAT {
-            return Err(corrupted("not a free-space extent of a known format"));
-        }
-        let word = |at: usize| {
-            bytes
-                .get(at..at + 8)
-                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-                .ok_or_else(|| corrupted("entries run past the extent"))
-        };
-        let end = word(8)?;
-        let counts = word(16)?;
-        let (free_count, recent_count) = (counts & 0xFFFF_FFFF, counts >> 32);
-        let pending_count = word(24)?;
-        let room = (bytes.len() - HEADER_BYTES) as u64;
-        let needed = (free_count + recent_count)
-            .checked_mul(FREE_ENTRY_BYTES as u64)
-            .zip(pending_count.checked_mul(PENDING_ENTRY_BYTES as u64))
-            .and_then(|(free, pending)| free.checked_add(pending));
-        if needed.is_none_or(|needed| needed > room) {
-            return Err(corrupted("entry counts exceed the extent"));
-        }
-        if end < FIRST_DATA_PAGE {
-            return Err(corrupted("end below the first data page"));
-        }
-        let mut space = FreeSpace::new(end);
-        let mut at = HEADER_BYTES;
-        let mut previous_end = FIRST_DATA_PAGE;
-        for _ in 0..free_count {
-            let (start, len) = (word(at)?, word(at + 8)?);
-            at += FREE_ENTRY_BYTES;
-            let stop = start.checked_add(len).filter(|&stop| stop <= end);
-            if len == 0 || start < previous_end || stop.is_none() {
-                return Err(corrupted("free runs out of order, empty or past the end"));
+    fn insert_recent(&mut self, run: Run) {
+        if self.recent.insert(run) {
+            if self.base.is_some() {
+                self.since_base.recent.insert(run);
             }
-            previous_end = stop.unwrap_or(end);
-            space.insert_free(start, len);
+            self.log(|| Op::RecentInserted(run));
         }
-        for _ in 0..recent_count {
-            let (start, len) = (word(at)?, word(at + 8)?);
-            at += FREE_ENTRY_BYTES;
-            let stop = start.checked_add(len).filter(|&stop| stop <= end);
-            if len == 0 || start < FIRST_DATA_PAGE || stop.is_none() {
-                return Err(corrupted("recently written run empty or outside the store"));
-            }
-            space.note_written(Extent::new(PageId(start), len));
-        }
-        let mut claimed: Vec<Extent> = space.free_extents().collect();
-        for _ in 0..pending_count {
-            let (freed, born) = (word(at)?, word(at + 8)?);
-            let (start, len) = (word(at + 16)?, word(at + 24)?);
-            at += PENDING_ENTRY_BYTES;
-            let stop = start.checked_add(len).filter(|&stop| stop <= end);
-            if len == 0 || start < FIRST_DATA_PAGE || stop.is_none() || born >= freed {
-                return Err(corrupted(
-                    "pending run empty, outside the store, or freed before it was written",
-                ));
-            }
-            let extent = Extent::new(PageId(start), len);
-            claimed.push(extent);
-            space.defer(freed, born, extent);
-        }
-        claimed.sort();
-        if claimed
-            .windows(2)
-            .any(|pair| pair[0].end() > pair[1].start.0)
-        {
-            return Err(corrupted("runs overlap"));
-        }
-        Ok(space)
     }
-}
 
-impl PartialEq for FreeSpace {
-    /// Equal allocation states (what is tracked as fresh is not part of the state).
-    fn eq(&self, other: &Self) -> bool {
-        self.end == other.end
-            && self.free == other.free
-            && self.pending_extents().eq(other.pending_extents())
-            && self.recent == other.recent
+    fn remove_recent(&mut self, run: Run) {
+        if self.recent.remove(&run) {
+            if self.base.is_some() {
+                self.since_base.recent.remove(run);
+            }
+            self.log(|| Op::RecentRemoved(run));
+        }
+    }
+
+    fn insert_pending(&mut self, run: PendingRun) {
+        if self.pending.insert(run) {
+            if self.base.is_some() {
+                self.since_base.pending.insert(run);
+            }
+            self.log(|| Op::PendingInserted(run));
+        }
+    }
+
+    /// `run` has left the pending runs (the caller took it out of `pending` or `held`).
+    fn pending_gone(&mut self, run: PendingRun) {
+        if self.base.is_some() {
+            self.since_base.pending.remove(run);
+        }
+        self.log(|| Op::PendingRemoved(run));
+    }
+
+    fn log(&mut self, op: impl FnOnce() -> Op) {
+        if let Some(checkpoint) = &mut self.checkpoint {
+            checkpoint.log.push(op());
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seal_checksum;
 
     fn extent(start: u64, page_count: u64) -> Extent {
         Extent::new(PageId(start), page_count)
+    }
+
+    fn whole(page: PageId, bytes: &[u8], checksum: u32) -> FreeSpace {
+        FreeSpace::decode(page, bytes, checksum)
+            .unwrap()
+            .into_whole(page)
+            .unwrap()
     }
 
     /// Allocation takes the best-fitting run, splits it, extends the end when nothing
@@ -594,7 +580,7 @@ mod tests {
         assert_eq!(space.pending_extents().count(), 2);
         // Encoded and decoded, the held runs are pending again, and still held.
         let (bytes, checksum) = space.encode_inline();
-        let mut back = FreeSpace::decode(PageId(1), &bytes, checksum).unwrap();
+        let mut back = whole(PageId(1), &bytes, checksum);
         assert_eq!(back, space);
         back.release(&kept);
         assert_eq!(back.free_page_count(), 1);
@@ -633,7 +619,7 @@ mod tests {
             space.free_extents().collect::<Vec<_>>(),
             vec![extent(10, 2)]
         );
-        assert!(space.recent().is_empty());
+        assert_eq!(space.recent().count(), 0);
         assert_eq!(space.pending_extents().count(), 1, "durable-era run waits");
         space.note_written(extent(12, 1));
         space.defer(7, 6, extent(12, 1));
@@ -666,7 +652,7 @@ mod tests {
         space.note_written(extent(60, 2));
         let pages = space.encoded_page_count(4096);
         let (bytes, checksum) = space.encode(4096, pages);
-        let back = FreeSpace::decode(PageId(7), &bytes, checksum).unwrap();
+        let back = whole(PageId(7), &bytes, checksum);
         assert_eq!(back, space);
         assert!(FreeSpace::decode(PageId(7), &bytes, checksum ^ 1).is_err());
         for at in (0..200).step_by(3) {
@@ -679,10 +665,7 @@ mod tests {
         }
         let (inline, checksum) = space.encode_inline();
         assert_eq!(inline.len(), space.encoded_len());
-        assert_eq!(
-            FreeSpace::decode(PageId(1), &inline, checksum).unwrap(),
-            space
-        );
+        assert_eq!(whole(PageId(1), &inline, checksum), space);
         let mut overlapping = FreeSpace::new(100);
         overlapping.free(extent(10, 5));
         overlapping.defer(3, 1, extent(12, 1));
@@ -690,3 +673,6 @@ mod tests {
         assert!(FreeSpace::decode(PageId(7), &bytes, checksum).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests;
