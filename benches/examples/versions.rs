@@ -3,7 +3,7 @@
 //! what changed, not what is stored.
 //!
 //! For each database size N (1 and 10 million keys; `--quick`: 100,000 and 1 million) a
-//! new file database under `TMPDIR` (16 KiB pages, the default 64 MiB page cache, the
+//! new file database under `TMPDIR` (16 KiB pages, a 64 MiB page cache, the
 //! default retention: the latest revision and named snapshots) is loaded with N keys of 16
 //! bytes (a bijective hash of the key's index, big-endian, then the index: spread over
 //! the key space, loaded in random key order) and 100-byte values, in transactions of
@@ -453,7 +453,10 @@ struct SizeReport {
 }
 
 fn options() -> Options {
-    Options::default()
+    Options {
+        cache_bytes: 64 * 1024 * 1024,
+        ..Options::default()
+    }
 }
 
 fn measure_size(

@@ -107,8 +107,10 @@ impl Default for Retention {
 pub const JOURNAL_BYTES_MAX_DEFAULT: usize = 256 * 1024;
 /// Largest journal budget accepted: pending byte tallies are stored as 32-bit numbers.
 pub const JOURNAL_BYTES_MAX_LIMIT: usize = 1 << 30;
-/// Cache budget used when none is given.
-pub const CACHE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Cache budget used when none is given: 1 GiB, as redb's. The cache fills only as pages
+/// are read, so a small store uses little of it; at a million rows of the side-by-side
+/// benchmark (a 350 MiB tree) random gets took 3.6 s instead of 8.0 s with 64 MiB.
+pub const CACHE_BYTES_MAX_DEFAULT: usize = 1024 * 1024 * 1024;
 /// Segments one journal may have; past it they are merged. Also the room a branch page
 /// reserves for segment slots.
 pub const JOURNAL_SEGMENTS_MAX: usize = 12;
