@@ -116,7 +116,7 @@ pub struct Meta {
 impl Meta {
     /// Whether a free-space state of `len` bytes fits in a meta slot.
     pub fn fits_inline(len: usize, page_size: usize) -> bool {
-        META_BYTES + len <= page_size
+        len <= page_size.saturating_sub(META_BYTES)
     }
 
     /// The free-space extent, unless the state is kept inline in the slot.

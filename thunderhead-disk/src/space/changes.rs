@@ -64,6 +64,13 @@ impl<T: Ord + Copy> SetChanges<T> {
     }
 }
 
+impl Changes {
+    /// Records in all three sets.
+    pub fn len(&self) -> usize {
+        self.free.len() + self.recent.len() + self.pending.len()
+    }
+}
+
 /// The changes of all three stored sets since the base.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Changes {
@@ -82,7 +89,9 @@ pub(super) enum Op {
     PendingInserted(PendingRun),
     PendingRemoved(PendingRun),
     /// A new base was taken: the old one and the changes against it.
-    Rebased(Option<Base>, Box<Changes>),
+    Rebased(Option<Base>, Option<Box<Changes>>),
+    /// The changes against the base grew too many to track; they were these.
+    Overflowed(Box<Changes>),
 }
 
 /// What a roll back needs beyond the log: the parts it replaces whole.

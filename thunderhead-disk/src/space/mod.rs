@@ -16,6 +16,14 @@ use crate::PageId;
 use changes::{Changes, Checkpoint, Op, PendingRun, Run};
 pub use stored::{Delta, Stored};
 
+/// Changes against the base past which they are no longer tracked: more than any meta
+/// slot holds (a 64 KiB page holds 4,096 runs), so such a state is written whole anyway.
+#[cfg(not(test))]
+const TRACKED_CHANGES_MAX: usize = 8192;
+/// Small in tests, so that the random sequences cross it.
+#[cfg(test)]
+const TRACKED_CHANGES_MAX: usize = 24;
+
 /// Pages 0 (header) and 1, 2 (meta slots) are never allocated.
 pub const FIRST_DATA_PAGE: u64 = 3;
 
@@ -66,8 +74,10 @@ pub struct FreeSpace {
     recent: BTreeSet<Run>,
     /// The state last stored whole, which later versions store changes against.
     base: Option<Base>,
-    /// The changes since `base` (tracked only while there is one).
-    since_base: Changes,
+    /// The changes since `base`: `None` without a base, or once they are too many to be
+    /// stored as a delta (the next commit writes a new base anyway, and tracking a bulk
+    /// release record by record would cost it more than that).
+    since_base: Option<Changes>,
     /// The changes since [`FreeSpace::checkpoint`], while a commit may still fail.
     checkpoint: Option<Checkpoint>,
 }
@@ -390,8 +400,8 @@ impl FreeSpace {
     /// at `base.extent` that equals this one), or whole if `None`.
     pub fn set_base(&mut self, base: Option<Base>) {
         let old = std::mem::replace(&mut self.base, base);
-        let changes = std::mem::take(&mut self.since_base);
-        self.log(|| Op::Rebased(old, Box::new(changes)));
+        let changes = std::mem::replace(&mut self.since_base, base.map(|_| Changes::default()));
+        self.log(|| Op::Rebased(old, changes.map(Box::new)));
     }
 
     /// Starts a commit's changes: until [`FreeSpace::keep_changes`], every change can be
@@ -432,8 +442,9 @@ impl FreeSpace {
                 Op::PendingRemoved(run) => self.insert_pending(run),
                 Op::Rebased(base, changes) => {
                     self.base = base;
-                    self.since_base = *changes;
+                    self.since_base = changes.map(|changes| *changes);
                 }
+                Op::Overflowed(changes) => self.since_base = Some(*changes),
             }
         }
         self.end = checkpoint.end;
@@ -453,54 +464,55 @@ impl FreeSpace {
     fn insert_free(&mut self, start: u64, len: u64) {
         self.free.insert(start, len);
         self.free_by_len.insert((len, start));
-        if self.base.is_some() {
-            self.since_base.free.insert((start, len));
-        }
+        self.track(|changes| changes.free.insert((start, len)));
         self.log(|| Op::FreeInserted((start, len)));
     }
 
     fn remove_free(&mut self, start: u64, len: u64) {
         self.free.remove(&start);
         self.free_by_len.remove(&(len, start));
-        if self.base.is_some() {
-            self.since_base.free.remove((start, len));
-        }
+        self.track(|changes| changes.free.remove((start, len)));
         self.log(|| Op::FreeRemoved((start, len)));
     }
 
     fn insert_recent(&mut self, run: Run) {
         if self.recent.insert(run) {
-            if self.base.is_some() {
-                self.since_base.recent.insert(run);
-            }
+            self.track(|changes| changes.recent.insert(run));
             self.log(|| Op::RecentInserted(run));
         }
     }
 
     fn remove_recent(&mut self, run: Run) {
         if self.recent.remove(&run) {
-            if self.base.is_some() {
-                self.since_base.recent.remove(run);
-            }
+            self.track(|changes| changes.recent.remove(run));
             self.log(|| Op::RecentRemoved(run));
         }
     }
 
     fn insert_pending(&mut self, run: PendingRun) {
         if self.pending.insert(run) {
-            if self.base.is_some() {
-                self.since_base.pending.insert(run);
-            }
+            self.track(|changes| changes.pending.insert(run));
             self.log(|| Op::PendingInserted(run));
         }
     }
 
     /// `run` has left the pending runs (the caller took it out of `pending` or `held`).
     fn pending_gone(&mut self, run: PendingRun) {
-        if self.base.is_some() {
-            self.since_base.pending.remove(run);
-        }
+        self.track(|changes| changes.pending.remove(run));
         self.log(|| Op::PendingRemoved(run));
+    }
+
+    /// Notes a change against the base, while the changes are tracked; past
+    /// [`TRACKED_CHANGES_MAX`] they stop being tracked (the log keeps them, for a roll
+    /// back).
+    fn track(&mut self, change: impl FnOnce(&mut Changes)) {
+        if let Some(changes) = &mut self.since_base {
+            change(changes);
+            if changes.len() > TRACKED_CHANGES_MAX {
+                let changes = self.since_base.take().expect("tracked");
+                self.log(|| Op::Overflowed(Box::new(changes)));
+            }
+        }
     }
 
     fn log(&mut self, op: impl FnOnce() -> Op) {

@@ -87,12 +87,14 @@ impl FreeSpace {
         self.encoded_len().div_ceil(page_size) as u64
     }
 
-    /// Bytes the delta against the base takes (meaningful with a base).
+    /// Bytes the delta against the base takes; `usize::MAX` when there is no base or the
+    /// changes since it are too many to store as one.
     pub fn delta_len(&self) -> usize {
-        let changes = &self.since_base;
-        DELTA_HEADER_BYTES
-            + (changes.free.len() + changes.recent.len()) * RUN_BYTES
-            + changes.pending.len() * PENDING_BYTES
+        self.since_base.as_ref().map_or(usize::MAX, |changes| {
+            DELTA_HEADER_BYTES
+                + (changes.free.len() + changes.recent.len()) * RUN_BYTES
+                + changes.pending.len() * PENDING_BYTES
+        })
     }
 
     /// The whole state as an extent of `page_count` pages (at least
@@ -117,10 +119,12 @@ impl FreeSpace {
     }
 
     /// The changes against the base in exactly [`FreeSpace::delta_len`] bytes,
-    /// checksummed, to be kept inside a meta slot. There must be a base.
+    /// checksummed, to be kept inside a meta slot. There must be a base and tracked
+    /// changes ([`FreeSpace::delta_len`] below `usize::MAX`).
     pub fn encode_delta(&self) -> (Vec<u8>, u32) {
         let base = self.base.expect("a delta needs a base");
-        encode_delta(base, self.end, &self.since_base)
+        let changes = self.since_base.as_ref().expect("changes tracked");
+        encode_delta(base, self.end, changes)
     }
 
     fn encode_whole(&self) -> Vec<u8> {
