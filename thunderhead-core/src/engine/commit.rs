@@ -208,7 +208,7 @@ pub(super) fn publish<S: PageStore>(
     let fits = |len| inline && Meta::fits_inline(len, page_size);
     let delta = next.base().is_some() && fits(next.delta_len()) && !fits(next.encoded_len());
     if !delta {
-        retire_base(next, revision, None);
+        retire_base(next, revision);
     }
     let (free_space, inline) = if delta {
         let (bytes, checksum) = next.encode_delta();
@@ -222,15 +222,12 @@ pub(super) fn publish<S: PageStore>(
         next.take_fresh();
         let (bytes, checksum) = next.encode(page_size, page_count);
         let extent = Extent::new(start, page_count);
-        retire_base(
-            next,
-            revision,
-            Some(Base {
-                extent,
-                checksum,
-                born: revision,
-            }),
-        );
+        // The old base was retired above; this state is the new one.
+        next.set_base(Some(Base {
+            extent,
+            checksum,
+            born: revision,
+        }));
         // Written since the last durable commit, like the tree's pages (noted after
         // encoding: recovery checks this extent through the meta slot, not the list).
         next.note_written(extent);
@@ -262,15 +259,13 @@ pub(super) fn publish<S: PageStore>(
     Ok((meta, page))
 }
 
-/// The state is stored whole from now on (`base` is where, or `None` for inline): the
-/// old base, if any, is deferred as garbage of the commit of `revision`.
-fn retire_base(space: &mut FreeSpace, revision: u64, base: Option<Base>) {
-    if let Some(old) = space.base()
-        && Some(old) != base
-    {
+/// The state is stored whole from now on: the old base, if any, is deferred as garbage
+/// of the commit of `revision`.
+fn retire_base(space: &mut FreeSpace, revision: u64) {
+    if let Some(old) = space.base() {
         space.defer(revision, old.born, old.extent);
     }
-    space.set_base(base);
+    space.set_base(None);
 }
 
 fn inline_root(bytes: &[u8], checksum: u32) -> ExtentRoot {

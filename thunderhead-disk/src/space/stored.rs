@@ -90,11 +90,7 @@ impl FreeSpace {
     /// Bytes the delta against the base takes; `usize::MAX` when there is no base or the
     /// changes since it are too many to store as one.
     pub fn delta_len(&self) -> usize {
-        self.since_base.as_ref().map_or(usize::MAX, |changes| {
-            DELTA_HEADER_BYTES
-                + (changes.free.len() + changes.recent.len()) * RUN_BYTES
-                + changes.pending.len() * PENDING_BYTES
-        })
+        self.since_base.as_ref().map_or(usize::MAX, delta_bytes)
     }
 
     /// The whole state as an extent of `page_count` pages (at least
@@ -331,12 +327,15 @@ impl Delta {
     }
 }
 
+/// Bytes a delta of `changes` takes.
+fn delta_bytes(changes: &Changes) -> usize {
+    DELTA_HEADER_BYTES
+        + (changes.free.len() + changes.recent.len()) * RUN_BYTES
+        + changes.pending.len() * PENDING_BYTES
+}
+
 fn encode_delta(base: Base, end: u64, changes: &Changes) -> (Vec<u8>, u32) {
-    let mut bytes = Vec::with_capacity(
-        DELTA_HEADER_BYTES
-            + (changes.free.len() + changes.recent.len()) * RUN_BYTES
-            + changes.pending.len() * PENDING_BYTES,
-    );
+    let mut bytes = Vec::with_capacity(delta_bytes(changes));
     bytes.extend_from_slice(&[FREE_SPACE_PAGE_KIND, DELTA_FORMAT, 0, 0, 0, 0, 0, 0]);
     bytes.extend_from_slice(&end.to_le_bytes());
     bytes.extend_from_slice(&base.extent.start.0.to_le_bytes());
