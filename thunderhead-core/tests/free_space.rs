@@ -132,3 +132,59 @@ fn small_commits_on_a_fragmented_store_store_deltas() {
     assert_eq!(latest_form(&store), Form::Delta);
     engine.check().unwrap();
 }
+
+/// The commit after a large one stores a delta too. The large one writes and frees
+/// hundreds of runs; what it freed is released at the next commit, and what it wrote
+/// became durable with its sync. Neither may make that small commit record hundreds of
+/// changes (and so write a new base of the whole state): released runs are freed as
+/// later allocations need pages, and a sync clears the recent list with one flag.
+#[test]
+fn the_commit_after_a_large_one_stores_a_delta() {
+    let (store, engine) = fragmented();
+    for round in 0..3u8 {
+        let mut writer = engine.begin_write().unwrap();
+        for row in (0..1000u32).filter(|row| row % 2 == 1) {
+            let key = format!("row{row:05}");
+            writer.put(key.as_bytes(), &[round; 2000]).unwrap();
+        }
+        writer.commit(Durability::Immediate).unwrap();
+        assert_eq!(latest_form(&store), Form::Extent, "the large commit");
+        let pending_before = engine.check().unwrap().pending_pages;
+        let mut writer = engine.begin_write().unwrap();
+        writer.put(b"small", &[round]).unwrap();
+        writer.commit(Durability::Immediate).unwrap();
+        assert_eq!(
+            latest_form(&store),
+            Form::Delta,
+            "the small commit after it"
+        );
+        assert!(
+            pending_before >= 400,
+            "the large commit freed {pending_before} pages"
+        );
+        // Less the few pages the small commit took.
+        let free = engine.check().unwrap().free_pages;
+        assert!(
+            free + 20 >= pending_before,
+            "what the large commit freed ({pending_before} pages) is free for reuse after \
+             the small one ({free} pages)"
+        );
+    }
+    // The released runs are reused before the store grows.
+    let used = engine.check().unwrap().used_pages;
+    let mut writer = engine.begin_write().unwrap();
+    for row in 0..300u32 {
+        writer
+            .put(format!("new{row:05}").as_bytes(), &[9; 2000])
+            .unwrap();
+    }
+    writer.commit(Durability::Immediate).unwrap();
+    let report = engine.check().unwrap();
+    assert_eq!(
+        report.used_pages, used,
+        "300 new pages came from the released runs"
+    );
+    drop(engine);
+    let engine = Engine::open(store, &config()).unwrap();
+    engine.check().unwrap();
+}

@@ -291,6 +291,7 @@ impl<S: PageStore> Engine<S> {
         let mut space = pager.space();
         space.checkpoint();
         space.release(&kept);
+        space.free_released(usize::MAX);
         space.trim();
         let published = Published {
             revision: base.revision + 1,

@@ -27,7 +27,8 @@ pub struct EngineReport {
     pub used_pages: u64,
     /// Pages reachable from the latest version (tree and free-space state).
     pub live_pages: u64,
-    /// Pages free for reuse.
+    /// Pages free for reuse: free now, or released and freed as allocations come
+    /// (`FreeSpace::release`).
     pub free_pages: u64,
     /// Pages freed but kept for readers of older versions or for recovery.
     pub pending_pages: u64,
@@ -133,11 +134,12 @@ impl<S: PageStore> Engine<S> {
             revision: meta.revision,
             used_pages: current.end(),
             live_pages: live.iter().map(|extent| extent.page_count).sum(),
-            free_pages: current.free_page_count(),
+            free_pages: current.free_page_count() + current.released_page_count(),
             pending_pages: current
                 .pending_extents()
                 .map(|(_, _, extent)| extent.page_count)
-                .sum(),
+                .sum::<u64>()
+                - current.released_page_count(),
             past_versions: meta.revision.saturating_sub(floor) + snapshots as u64,
             tree,
             shared_pages: stored_extra.len() as u64,

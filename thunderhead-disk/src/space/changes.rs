@@ -75,7 +75,13 @@ impl Changes {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Changes {
     pub free: SetChanges<Run>,
+    /// With `recent_cleared`, only additions: what was written since the list was
+    /// cleared.
     pub recent: SetChanges<Run>,
+    /// The base's recently written runs are all gone (a sync made them durable): one
+    /// flag rather than a removal record for each of the thousands a large commit
+    /// writes, which would overflow the delta of the next commit.
+    pub recent_cleared: bool,
     pub pending: SetChanges<PendingRun>,
 }
 
@@ -88,6 +94,9 @@ pub(super) enum Op {
     RecentRemoved(Run),
     PendingInserted(PendingRun),
     PendingRemoved(PendingRun),
+    /// The recently written runs were cleared: they were these, and their changes
+    /// against the base these (when tracked), with the old `recent_cleared`.
+    RecentCleared(BTreeSet<Run>, Option<(SetChanges<Run>, bool)>),
     /// A new base was taken: the old one and the changes against it.
     Rebased(Option<Base>, Option<Box<Changes>>),
     /// The changes against the base grew too many to track; they were these.

@@ -10,7 +10,7 @@
 mod changes;
 mod stored;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::PageId;
 use changes::{Changes, Checkpoint, Op, PendingRun, Run};
@@ -67,6 +67,14 @@ pub struct FreeSpace {
     /// Pending runs that only an old kept version (below the retained window) still
     /// reads, by that version. In memory only; stored as pending.
     held: BTreeMap<u64, Vec<PendingRun>>,
+    /// Pending runs that were below the floor at a release, in batches, oldest first:
+    /// looked at one by one as pages are allocated, against `kept`, and freed (or set
+    /// aside under the version that still reads them). In memory only; stored as
+    /// pending until then.
+    releasable: VecDeque<BTreeSet<PendingRun>>,
+    /// The versions kept at the latest release. A version no longer kept is never kept
+    /// again, so a run no version of these reads stays unread by later ones too.
+    kept: Kept,
     /// Runs allocated since tracking began (by a writer that has not committed yet).
     fresh: Option<BTreeMap<u64, u64>>,
     /// Runs written by commits since the last durable one: all a crash can have lost or
@@ -185,10 +193,18 @@ impl FreeSpace {
     }
 
     /// Reserves `page_count` consecutive pages: the smallest free run that fits, else
-    /// pages past the end.
+    /// pages past the end. Each allocation first frees one released run, and more while
+    /// nothing fits, so the store grows only once nothing is left to reuse.
     pub fn allocate(&mut self, page_count: u64) -> PageId {
         let page_count = page_count.max(1);
-        let fit = self.free_by_len.range((page_count, 0)..).next().copied();
+        self.free_released(1);
+        let fit = loop {
+            let fit = self.free_by_len.range((page_count, 0)..).next().copied();
+            if fit.is_some() || self.releasable.is_empty() {
+                break fit;
+            }
+            self.free_released(1);
+        };
         let start = match fit {
             Some((len, start)) => {
                 self.remove_free(start, len);
@@ -240,25 +256,32 @@ impl FreeSpace {
         });
     }
 
-    /// Frees every pending run no kept version can read. A run freed at revision F and
-    /// written at B is read by exactly the versions B..F; it is free once none of them
-    /// is kept. Recovery's fallback (the durable revision) is one of the kept versions:
-    /// a run written after it is never needed by recovery, which is what lets a store
-    /// that is rarely synced reuse pages (DESIGN.md §5.4).
+    /// Releases every pending run no kept version can read. A run freed at revision F
+    /// and written at B is read by exactly the versions B..F; it is released once none
+    /// of them is kept. Recovery's fallback (the durable revision) is one of the kept
+    /// versions: a run written after it is never needed by recovery, which is what lets
+    /// a store that is rarely synced reuse pages (DESIGN.md §5.4).
+    ///
+    /// This only notes which runs to look at, in time independent of how many there
+    /// are; each becomes free when an allocation needs it (or on
+    /// [`FreeSpace::free_released`]). The commit after a large one would otherwise pay
+    /// for freeing, and then storing, all that the large one left, however small it is.
     ///
     /// Runs blocked only by a single old version are set aside under it and looked at
     /// again only when it goes, so a long-lived snapshot costs nothing per commit.
     pub fn release(&mut self, kept: &Kept) {
-        let mut candidates: Vec<PendingRun> = Vec::new();
+        self.kept.clone_from(kept);
         let gone: Vec<u64> = self
             .held
             .keys()
             .copied()
             .filter(|blocker| !kept.holds(*blocker))
             .collect();
+        let mut again = BTreeSet::new();
         for blocker in gone {
-            candidates.extend(self.held.remove(&blocker).into_iter().flatten());
+            again.extend(self.held.remove(&blocker).into_iter().flatten());
         }
+        self.push_releasable(again);
         let later = match kept.floor.checked_add(1) {
             Some(first_kept) => self.pending.split_off(&PendingRun {
                 freed: first_kept,
@@ -268,20 +291,38 @@ impl FreeSpace {
             }),
             None => BTreeSet::new(),
         };
-        candidates.extend(std::mem::replace(&mut self.pending, later));
-        for run in candidates {
-            match kept.reader_of(run.born, run.freed) {
-                Some(blocker) => self.held.entry(blocker).or_default().push(run),
-                None => {
-                    self.pending_gone(run);
-                    let extent = Extent::new(PageId(run.start), run.page_count);
-                    // Reused, it will be noted again by the commit that writes it.
-                    if run.born > kept.durable {
-                        self.remove_recent((run.start, run.page_count));
-                    }
-                    self.free(extent);
-                }
+        let below = std::mem::replace(&mut self.pending, later);
+        self.push_releasable(below);
+    }
+
+    /// Frees up to `count` released runs, oldest first (setting aside those a kept
+    /// version still reads).
+    pub fn free_released(&mut self, count: usize) {
+        let mut freed = 0;
+        while freed < count {
+            let Some(batch) = self.releasable.front_mut() else {
+                return;
+            };
+            let run = batch.pop_first().expect("batches are never empty");
+            if batch.is_empty() {
+                self.releasable.pop_front();
             }
+            if let Some(blocker) = self.kept.reader_of(run.born, run.freed) {
+                self.held.entry(blocker).or_default().push(run);
+                continue;
+            }
+            self.pending_gone(run);
+            // Listed only if written since the last durable commit; reused, it will be
+            // noted again by the commit that writes it.
+            self.remove_recent((run.start, run.page_count));
+            self.free(Extent::new(PageId(run.start), run.page_count));
+            freed += 1;
+        }
+    }
+
+    fn push_releasable(&mut self, batch: BTreeSet<PendingRun>) {
+        if !batch.is_empty() {
+            self.releasable.push_back(batch);
         }
     }
 
@@ -344,10 +385,12 @@ impl FreeSpace {
 
     /// The version is durable: nothing written so far can be lost any more.
     pub fn clear_recent(&mut self) {
-        let runs: Vec<Run> = self.recent.iter().copied().collect();
-        for run in runs {
-            self.remove_recent(run);
-        }
+        let runs = std::mem::take(&mut self.recent);
+        let tracked = self.since_base.as_mut().map(|changes| {
+            let recent = std::mem::take(&mut changes.recent);
+            (recent, std::mem::replace(&mut changes.recent_cleared, true))
+        });
+        self.log(|| Op::RecentCleared(runs, tracked));
     }
 
     /// Returns a free run that ends the store to the unused space past the end; the new
@@ -373,8 +416,9 @@ impl FreeSpace {
     /// wrote it, run), in the order of the revision that freed them.
     pub fn pending_extents(&self) -> impl Iterator<Item = (u64, u64, Extent)> + '_ {
         let mut runs: Vec<PendingRun> = self.pending.iter().copied().collect();
-        if !self.held.is_empty() {
+        if !self.held.is_empty() || !self.releasable.is_empty() {
             runs.extend(self.held.values().flatten().copied());
+            runs.extend(self.releasable.iter().flatten().copied());
             runs.sort_unstable();
         }
         runs.into_iter().map(|run| {
@@ -389,6 +433,17 @@ impl FreeSpace {
     /// Pages free now.
     pub fn free_page_count(&self) -> u64 {
         self.free.values().sum()
+    }
+
+    /// Pages of released runs that no version kept at the latest release reads: free
+    /// for the allocations to come, though still stored as pending.
+    pub fn released_page_count(&self) -> u64 {
+        self.releasable
+            .iter()
+            .flatten()
+            .filter(|run| self.kept.reader_of(run.born, run.freed).is_none())
+            .map(|run| run.page_count)
+            .sum()
     }
 
     /// The whole state this one stores its changes against, if any.
@@ -420,14 +475,17 @@ impl FreeSpace {
     }
 
     /// The commit failed: the state goes back to what it was at the checkpoint. Runs a
-    /// single old version held go back among the pending (where the state stores them
-    /// anyway); the next release sets them aside again.
+    /// single old version held, and released runs, go back among the pending (where the
+    /// state stores them anyway); the next release sets them aside again.
     pub fn roll_back(&mut self) {
         let Some(checkpoint) = self.checkpoint.take() else {
             return;
         };
         for (_, runs) in std::mem::take(&mut self.held) {
             self.pending.extend(runs);
+        }
+        for batch in std::mem::take(&mut self.releasable) {
+            self.pending.extend(batch);
         }
         for op in checkpoint.log.into_iter().rev() {
             match op {
@@ -440,6 +498,15 @@ impl FreeSpace {
                     self.pending_gone(run);
                 }
                 Op::PendingRemoved(run) => self.insert_pending(run),
+                Op::RecentCleared(runs, tracked) => {
+                    self.recent = runs;
+                    if let (Some(changes), Some((recent, cleared))) =
+                        (&mut self.since_base, tracked)
+                    {
+                        changes.recent = recent;
+                        changes.recent_cleared = cleared;
+                    }
+                }
                 Op::Rebased(base, changes) => {
                     self.base = base;
                     self.since_base = changes.map(|changes| *changes);
@@ -458,8 +525,8 @@ impl FreeSpace {
             .is_some_and(|(&start, &len)| start + len > extent.start.0)
     }
 
-    // Every change to the three stored sets goes through the six functions below, which
-    // note it against the base and the checkpoint.
+    // Every change to the three stored sets goes through the six functions below (and
+    // `clear_recent`), which note it against the base and the checkpoint.
 
     fn insert_free(&mut self, start: u64, len: u64) {
         self.free.insert(start, len);
@@ -496,7 +563,8 @@ impl FreeSpace {
         }
     }
 
-    /// `run` has left the pending runs (the caller took it out of `pending` or `held`).
+    /// `run` has left the pending runs (the caller took it out of `pending`, `held` or
+    /// `releasable`).
     fn pending_gone(&mut self, run: PendingRun) {
         self.track(|changes| changes.pending.remove(run));
         self.log(|| Op::PendingRemoved(run));
@@ -529,6 +597,12 @@ mod tests {
 
     fn extent(start: u64, page_count: u64) -> Extent {
         Extent::new(PageId(start), page_count)
+    }
+
+    /// Releases what no kept version reads, and frees all of it.
+    fn release_now(space: &mut FreeSpace, kept: &Kept) {
+        space.release(kept);
+        space.free_released(usize::MAX);
     }
 
     fn whole(page: PageId, bytes: &[u8], checksum: u32) -> FreeSpace {
@@ -568,12 +642,12 @@ mod tests {
         let mut space = FreeSpace::new(20);
         space.defer(5, 2, extent(3, 2));
         space.defer(7, 6, extent(10, 1));
-        space.release(&Kept::new(4, 10));
+        release_now(&mut space, &Kept::new(4, 10));
         assert_eq!(space.free_page_count(), 0);
-        space.release(&Kept::new(6, 10));
+        release_now(&mut space, &Kept::new(6, 10));
         assert_eq!(space.free_page_count(), 2);
         assert_eq!(space.pending_extents().count(), 1);
-        space.release(&Kept::new(u64::MAX, u64::MAX));
+        release_now(&mut space, &Kept::new(u64::MAX, u64::MAX));
         assert_eq!(space.free_page_count(), 3);
     }
 
@@ -587,17 +661,17 @@ mod tests {
         space.defer(8, 4, extent(5, 1)); // read by 4..=7
         let mut kept = Kept::new(10, 10);
         kept.keep(4);
-        space.release(&kept);
+        release_now(&mut space, &kept);
         assert_eq!(space.free_extents().collect::<Vec<_>>(), vec![extent(4, 1)]);
         assert_eq!(space.pending_extents().count(), 2);
         // Encoded and decoded, the held runs are pending again, and still held.
         let (bytes, checksum) = space.encode_inline();
         let mut back = whole(PageId(1), &bytes, checksum);
         assert_eq!(back, space);
-        back.release(&kept);
+        release_now(&mut back, &kept);
         assert_eq!(back.free_page_count(), 1);
         // The snapshot goes: both are free.
-        space.release(&Kept::new(10, 10));
+        release_now(&mut space, &Kept::new(10, 10));
         assert_eq!(space.free_page_count(), 3);
         assert_eq!(space.pending_extents().count(), 0);
     }
@@ -610,11 +684,11 @@ mod tests {
         space.defer(9, 7, extent(4, 1)); // read by 7..=8
         let mut kept = Kept::new(20, 20);
         kept.keep_range(3, 6);
-        space.release(&kept);
+        release_now(&mut space, &kept);
         assert_eq!(space.free_extents().collect::<Vec<_>>(), vec![extent(4, 1)]);
         let mut kept = Kept::new(20, 20);
         kept.keep_range(5, 6);
-        space.release(&kept);
+        release_now(&mut space, &kept);
         assert_eq!(space.free_page_count(), 2);
     }
 
@@ -626,7 +700,7 @@ mod tests {
         space.note_written(extent(10, 2));
         space.defer(6, 3, extent(3, 2));
         space.defer(6, 5, extent(10, 2));
-        space.release(&Kept::new(u64::MAX, 4));
+        release_now(&mut space, &Kept::new(u64::MAX, 4));
         assert_eq!(
             space.free_extents().collect::<Vec<_>>(),
             vec![extent(10, 2)]
@@ -635,12 +709,43 @@ mod tests {
         assert_eq!(space.pending_extents().count(), 1, "durable-era run waits");
         space.note_written(extent(12, 1));
         space.defer(7, 6, extent(12, 1));
-        space.release(&Kept::new(6, 4));
+        release_now(&mut space, &Kept::new(6, 4));
         assert_eq!(
             space.pending_extents().count(),
             2,
             "a reader of 6 still needs it"
         );
+    }
+
+    /// Released runs become free as allocations need them: one per allocation, more
+    /// while nothing fits, so the store grows only once none is left.
+    #[test]
+    fn released_runs_are_freed_as_pages_are_allocated() {
+        let mut space = FreeSpace::new(30);
+        for start in [4, 6, 9, 20] {
+            space.defer(5, 2, extent(start, 1));
+        }
+        space.defer(5, 2, extent(10, 2));
+        space.note_written(extent(20, 1));
+        space.release(&Kept::new(6, 6));
+        assert_eq!(space.free_page_count(), 0);
+        assert_eq!(
+            space.pending_extents().count(),
+            5,
+            "stored as pending still"
+        );
+        assert_eq!(space.allocate(1), PageId(4));
+        assert_eq!(space.pending_extents().count(), 4);
+        // Nothing free fits three pages until 9, 10 and 11 coalesce.
+        assert_eq!(space.allocate(3), PageId(9));
+        assert_eq!(space.end(), 30);
+        assert_eq!(space.recent().count(), 1);
+        // Frees 20 (which leaves the recent list), then takes the best fit.
+        assert_eq!(space.allocate(1), PageId(6));
+        assert_eq!(space.recent().count(), 0);
+        assert_eq!(space.allocate(1), PageId(20));
+        assert_eq!(space.allocate(1), PageId(30), "nothing left to reuse: grow");
+        assert_eq!(space.pending_extents().count(), 0);
     }
 
     /// Fresh tracking records exactly the allocations since the last take.

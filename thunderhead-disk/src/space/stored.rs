@@ -21,7 +21,7 @@
 //! ```
 //! Delta (kind 5, format 2), always inside a meta slot:
 //! ```text
-//! 0   kind 5 | format 2 | reserved u16 | crc32
+//! 0   kind 5 | format 2 | flags u8 | reserved u8 | crc32
 //! 8   end u64
 //! 16  base page u64 | 24 base page_count u32 | 28 base crc32 u32 | 32 base born u64
 //! 40  free added u32 | free removed u32 | recent added u32 | recent removed u32
@@ -29,6 +29,8 @@
 //! 64  the six lists in that order, each strictly increasing: runs of 16 bytes as above,
 //!     pending runs of 32
 //! ```
+//! Flag bit 0: the base's recently written runs are all gone (recent removed is then
+//! empty, and recent added lists the runs written since). Other bits are damage.
 
 use std::collections::BTreeSet;
 
@@ -42,6 +44,8 @@ const WHOLE_HEADER_BYTES: usize = 32;
 const DELTA_HEADER_BYTES: usize = 64;
 const RUN_BYTES: usize = 16;
 const PENDING_BYTES: usize = 32;
+/// Delta flag: the base's recently written runs are all gone.
+const RECENT_CLEARED: u8 = 1;
 
 /// A stored state, decoded.
 #[derive(Debug)]
@@ -76,7 +80,9 @@ pub struct Delta {
 impl FreeSpace {
     /// Bytes the whole encoded state takes.
     pub fn encoded_len(&self) -> usize {
-        let pending = self.pending.len() + self.held.values().map(Vec::len).sum::<usize>();
+        let pending = self.pending.len()
+            + self.held.values().map(Vec::len).sum::<usize>()
+            + self.releasable.iter().map(BTreeSet::len).sum::<usize>();
         WHOLE_HEADER_BYTES
             + (self.free.len() + self.recent.len()) * RUN_BYTES
             + pending * PENDING_BYTES
@@ -176,6 +182,11 @@ impl FreeSpace {
                 if bytes.len() < DELTA_HEADER_BYTES {
                     return Err(corrupted("shorter than its header"));
                 }
+                let flags = bytes[2];
+                if flags & !RECENT_CLEARED != 0 {
+                    return Err(corrupted("unknown delta flags"));
+                }
+                let recent_cleared = flags & RECENT_CLEARED != 0;
                 let end = reader.word()?;
                 let base = Base {
                     extent: Extent::new(PageId(reader.word()?), u64::from(reader.half()?)),
@@ -207,11 +218,17 @@ impl FreeSpace {
                 let free_removed = reader.sorted(counts[1], Reader::run)?;
                 let recent_added = reader.sorted(counts[2], Reader::run)?;
                 let recent_removed = reader.sorted(counts[3], Reader::run)?;
+                if recent_cleared && !recent_removed.is_empty() {
+                    return Err(corrupted(
+                        "a delta removes written runs from a cleared list",
+                    ));
+                }
                 let pending_added = reader.sorted(counts[4], Reader::pending)?;
                 let pending_removed = reader.sorted(counts[5], Reader::pending)?;
                 let changes = Changes {
                     free: changes(free_added, free_removed, &corrupted)?,
                     recent: changes(recent_added, recent_removed, &corrupted)?,
+                    recent_cleared,
                     pending: changes(pending_added, pending_removed, &corrupted)?,
                 };
                 Ok(Stored::Delta(Delta { base, end, changes }))
@@ -279,6 +296,7 @@ impl Delta {
         let Changes {
             free,
             recent,
+            recent_cleared,
             pending,
         } = self.changes;
         for (start, len) in free.removed {
@@ -292,6 +310,9 @@ impl Delta {
                 return corrupted("a delta adds a free run its base has");
             }
             space.insert_free(start, len);
+        }
+        if recent_cleared {
+            space.clear_recent();
         }
         for run in recent.removed {
             if !space.recent.contains(&run) {
@@ -336,7 +357,12 @@ fn delta_bytes(changes: &Changes) -> usize {
 
 fn encode_delta(base: Base, end: u64, changes: &Changes) -> (Vec<u8>, u32) {
     let mut bytes = Vec::with_capacity(delta_bytes(changes));
-    bytes.extend_from_slice(&[FREE_SPACE_PAGE_KIND, DELTA_FORMAT, 0, 0, 0, 0, 0, 0]);
+    let flags = if changes.recent_cleared {
+        RECENT_CLEARED
+    } else {
+        0
+    };
+    bytes.extend_from_slice(&[FREE_SPACE_PAGE_KIND, DELTA_FORMAT, flags, 0, 0, 0, 0, 0]);
     bytes.extend_from_slice(&end.to_le_bytes());
     bytes.extend_from_slice(&base.extent.start.0.to_le_bytes());
     bytes.extend_from_slice(&(base.extent.page_count as u32).to_le_bytes());
@@ -346,6 +372,7 @@ fn encode_delta(base: Base, end: u64, changes: &Changes) -> (Vec<u8>, u32) {
         free,
         recent,
         pending,
+        ..
     } = changes;
     for count in [
         free.added.len(),
