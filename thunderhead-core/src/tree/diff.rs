@@ -27,6 +27,7 @@
 //! leaf (or of the messages above one pruned child).
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Weak};
 
 use thunderhead_disk::{PageId, PageStore};
@@ -185,8 +186,8 @@ impl<S: PageStore> Diff<S> {
             self.joint_step()?;
             return Ok(true);
         }
-        self.old.fill(&mut self.reads)?;
-        self.new.fill(&mut self.reads)?;
+        self.old.fill()?;
+        self.new.fill()?;
         match (self.old.item.take(), self.new.item.take()) {
             (None, None) => Ok(false),
             (Some(_), None) | (None, Some(_)) => Err(Error::corrupted(
@@ -231,7 +232,8 @@ impl<S: PageStore> Diff<S> {
                 node: root,
                 level,
                 fences: Fences::default(),
-                pending: Buffer::default(),
+                pending: Some(Buffer::default()),
+                index: 0,
                 loaded: Some(loaded),
             }));
         }
@@ -239,17 +241,32 @@ impl<S: PageStore> Diff<S> {
     }
 
     /// Both sides' next items are subtrees starting at the same key.
-    fn subtrees(&mut self, old: Subtree, new: Subtree) -> Result<()> {
+    fn subtrees(&mut self, mut old: Subtree, mut new: Subtree) -> Result<()> {
         if old.fences == new.fences && same_page(old.node, new.node) {
             // The same page over the same range: only the messages above it can differ.
+            if old.pending.is_none()
+                && new.pending.is_none()
+                && let (Some(old_frame), Some(new_frame)) =
+                    (self.old.stack.last_mut(), self.new.stack.last_mut())
+                && same_from_above(
+                    &mut self.reads,
+                    (old_frame, old.index),
+                    (new_frame, new.index),
+                    &old.fences,
+                )?
+            {
+                return Ok(());
+            }
+            self.old.gather(&mut self.reads, &mut old)?;
+            self.new.gather(&mut self.reads, &mut new)?;
             // `joint_enter` skips it outright when they are the same.
             let loaded = old.loaded.or(new.loaded);
             return self.joint_enter(
                 old.node,
                 old.level,
                 old.fences,
-                old.pending,
-                new.pending,
+                old.pending.unwrap_or_default(),
+                new.pending.unwrap_or_default(),
                 loaded,
             );
         }
@@ -371,6 +388,7 @@ impl<S: PageStore> Diff<S> {
     /// Takes the next child of the joint descent's deepest branch.
     fn joint_step(&mut self) -> Result<()> {
         let frame = self.joint.last_mut().expect("a joint descent is under way");
+        let mut first_key = None;
         if let Some(differing) = &mut frame.differing {
             // Skip to the child holding the next differing key.
             let Some(key) = differing.pop_front() else {
@@ -382,19 +400,27 @@ impl<S: PageStore> Diff<S> {
                 return Ok(()); // in the child just compared
             }
             frame.node.next = index;
+            first_key = Some(key);
         }
         let Some((index, fences)) = frame.node.next_child() else {
             self.joint.pop();
             return Ok(());
         };
-        let mut old = Buffer::default();
-        let mut new = Buffer::default();
-        frame
-            .old
-            .copy_range_into(fences.low(), fences.high(), &mut old);
-        frame
-            .new
-            .copy_range_into(fences.low(), fences.high(), &mut new);
+        // With the ranges the same on both sides, only the keys whose point messages
+        // differ can differ below: the messages about those keys are all the rest of the
+        // descent needs, however many others the journals hold for the child.
+        let keys: Option<Vec<Vec<u8>>> = first_key.map(|key| {
+            let rest = frame.differing.iter().flatten();
+            let inside = rest.take_while(|next| fences.high().is_none_or(|high| &next[..] < high));
+            std::iter::once(key).chain(inside.cloned()).collect()
+        });
+        let (mut old, mut new) = (Buffer::default(), Buffer::default());
+        for (side, into) in [(&frame.old, &mut old), (&frame.new, &mut new)] {
+            match &keys {
+                Some(keys) => copy_keys_into(side, keys, &fences, into),
+                None => side.copy_range_into(fences.low(), fences.high(), into),
+            }
+        }
         if same_messages(&old, &new) {
             return Ok(());
         }
@@ -403,16 +429,32 @@ impl<S: PageStore> Diff<S> {
             self.queue.extend(decided);
             return Ok(());
         }
-        // This branch's journal is the same on both sides: add it to both (its segments
-        // are loaded once) and let `joint_enter` look again with it.
-        frame
-            .node
-            .collect(&mut self.reads, index, &fences, &mut old)?;
-        frame
-            .node
-            .collect(&mut self.reads, index, &fences, &mut new)?;
+        // This branch's journal is the same on both sides: gather it once (for the
+        // differing keys only, when there are such), under the newer messages from above.
+        let mut own = Buffer::default();
+        match &keys {
+            Some(keys) => {
+                for key in keys {
+                    let mut high = key.clone();
+                    high.push(0);
+                    let just = Fences {
+                        low: Some(key.clone()),
+                        high: Some(high),
+                    };
+                    frame
+                        .node
+                        .collect(&mut self.reads, index, &just, &mut own)?;
+                }
+            }
+            None => frame
+                .node
+                .collect(&mut self.reads, index, &fences, &mut own)?,
+        }
+        let (mut old_all, mut new_all) = (own.clone(), own);
+        old.copy_range_into(None, None, &mut old_all);
+        new.copy_range_into(None, None, &mut new_all);
         let (node, level) = frame.node.child(index)?;
-        self.joint_enter(node, level, fences, old, new, None)
+        self.joint_enter(node, level, fences, old_all, new_all, None)
     }
 
     /// Loads the values of a candidate and turns it into a change, or `None` if the
@@ -728,6 +770,114 @@ impl Expanded {
         }
         Ok(())
     }
+
+    /// The live journal segments for child `index` (those with messages above its
+    /// watermark), by position.
+    fn live_segments(&self, index: usize) -> Vec<(usize, SegmentSlot)> {
+        let watermark = self.branch.watermark(index);
+        (0..self.segments.len())
+            .map(|position| (position, self.branch.segment(position)))
+            .filter(|(_, slot)| slot.seq_max.get() > watermark)
+            .collect()
+    }
+
+    /// Whether segment `position` holds no message above `watermark` within `fences`.
+    fn silent<S: PageStore>(
+        &mut self,
+        reads: &mut Reads<S>,
+        position: usize,
+        watermark: u64,
+        fences: &Fences,
+    ) -> Result<bool> {
+        let slot = self.branch.segment(position);
+        let segment = match &mut self.segments[position] {
+            Some(segment) => segment,
+            loaded => loaded.insert(reads.segment(&slot)?),
+        };
+        let mut found = Buffer::default();
+        segment_collect(segment, watermark, fences.low(), fences.high(), &mut found);
+        Ok(found.is_empty())
+    }
+}
+
+/// Whether child `old.1` of branch `old.0` and child `new.1` of `new.0`, the same page
+/// over the same `fences`, see the same messages from above, told without gathering
+/// them: the same watermark, the same live journal segments but for ones with nothing
+/// for the range, and the same messages from the branches' ancestors for the range.
+/// `false` means "not shown the same" (the caller gathers and compares).
+fn same_from_above<S: PageStore>(
+    reads: &mut Reads<S>,
+    old: (&mut Frame, usize),
+    new: (&mut Frame, usize),
+    fences: &Fences,
+) -> Result<bool> {
+    let ((old, old_index), (new, new_index)) = (old, new);
+    let watermark = old.node.branch.watermark(old_index);
+    if new.node.branch.watermark(new_index) != watermark
+        || !same_in_range(&old.pending, &new.pending, fences)
+    {
+        return Ok(false);
+    }
+    let old_live = old.node.live_segments(old_index);
+    let new_live = new.node.live_segments(new_index);
+    let same_slot = |a: &SegmentSlot, b: &SegmentSlot| a.page == b.page && a.checksum == b.checksum;
+    for (frame, live, other) in [
+        (&mut *old, &old_live, &new_live),
+        (&mut *new, &new_live, &old_live),
+    ] {
+        for (position, slot) in live {
+            let shared = other.iter().any(|(_, theirs)| same_slot(slot, theirs));
+            if !shared && !frame.node.silent(reads, *position, watermark, fences)? {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Copies into `into` the point messages of `from` about `keys` and its range messages
+/// within `fences`.
+fn copy_keys_into(from: &Buffer, keys: &[Vec<u8>], fences: &Fences, into: &mut Buffer) {
+    for key in keys {
+        if let Some(message) = from.points.get(key) {
+            into.insert_point(key.clone(), message.clone());
+        }
+    }
+    for range in &from.ranges {
+        if let Some(inside) = range.range.clip(fences.low(), fences.high()) {
+            into.insert_range(RangeMessage {
+                seq: range.seq,
+                range: inside,
+            });
+        }
+    }
+}
+
+/// Whether `a` and `b` hold the same messages within `fences` (point messages compared
+/// in place; range messages, rare, by copying the part inside).
+fn same_in_range(a: &Buffer, b: &Buffer, fences: &Fences) -> bool {
+    let (low, high) = (fences.low(), fences.high());
+    if !a.ranges.is_empty() || !b.ranges.is_empty() {
+        let (mut a_inside, mut b_inside) = (Buffer::default(), Buffer::default());
+        a.copy_range_into(low, high, &mut a_inside);
+        b.copy_range_into(low, high, &mut b_inside);
+        return same_messages(&a_inside, &b_inside);
+    }
+    let bounds = || {
+        (
+            low.map_or(Bound::Unbounded, Bound::Included),
+            high.map_or(Bound::Unbounded, Bound::Excluded),
+        )
+    };
+    let mut a_points = a.points.range::<[u8], _>(bounds());
+    let mut b_points = b.points.range::<[u8], _>(bounds());
+    loop {
+        match (a_points.next(), b_points.next()) {
+            (None, None) => return true,
+            (Some((key_a, a)), Some((key_b, b))) if key_a == key_b && same_point(a, b) => {}
+            _ => return false,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -755,7 +905,12 @@ struct Subtree {
     node: StoredRef,
     level: u8,
     fences: Fences,
-    pending: Buffer,
+    /// `None` until gathered ([`Side::gather`]): the subtree is then child `index` of
+    /// the side's deepest open branch. Most children the walk meets are skipped, the
+    /// same page under the same messages on both sides, which can be told without
+    /// gathering the messages (`same_from_above`); gathering them was most of a diff.
+    pending: Option<Buffer>,
+    index: usize,
     /// The page, when it was already loaded (the roots).
     loaded: Option<LoadedNode>,
 }
@@ -770,7 +925,7 @@ struct Entries {
 impl Side {
     /// Makes the next child of the deepest open branch the current item, if there is
     /// no current item.
-    fn fill<S: PageStore>(&mut self, reads: &mut Reads<S>) -> Result<()> {
+    fn fill(&mut self) -> Result<()> {
         while self.item.is_none() {
             let Some(frame) = self.stack.last_mut() else {
                 return Ok(());
@@ -779,41 +934,62 @@ impl Side {
                 self.stack.pop();
                 continue;
             };
-            let mut pending = Buffer::default();
-            frame.node.collect(reads, index, &fences, &mut pending)?;
-            frame
-                .pending
-                .copy_range_into(fences.low(), fences.high(), &mut pending);
             let (node, level) = frame.node.child(index)?;
             self.item = Some(Item::Subtree(Subtree {
                 node,
                 level,
                 fences,
-                pending,
+                pending: None,
+                index,
                 loaded: None,
             }));
         }
         Ok(())
     }
 
+    /// Gathers the messages above `subtree`, a child of the deepest open branch, unless
+    /// they are already: that branch's live journal messages for its range, then what
+    /// the branch's ancestors hold for it (newer).
+    fn gather<S: PageStore>(&mut self, reads: &mut Reads<S>, subtree: &mut Subtree) -> Result<()> {
+        if subtree.pending.is_some() {
+            return Ok(());
+        }
+        let frame = self
+            .stack
+            .last_mut()
+            .expect("an ungathered subtree is a child of the deepest open branch");
+        let fences = &subtree.fences;
+        let mut pending = Buffer::default();
+        frame
+            .node
+            .collect(reads, subtree.index, fences, &mut pending)?;
+        frame
+            .pending
+            .copy_range_into(fences.low(), fences.high(), &mut pending);
+        subtree.pending = Some(pending);
+        Ok(())
+    }
+
     /// Opens `subtree`: a branch becomes a frame (its children come next), a leaf
     /// becomes its logical entries.
-    fn descend<S: PageStore>(&mut self, reads: &mut Reads<S>, subtree: Subtree) -> Result<()> {
+    fn descend<S: PageStore>(&mut self, reads: &mut Reads<S>, mut subtree: Subtree) -> Result<()> {
+        self.gather(reads, &mut subtree)?;
+        let pending = subtree.pending.unwrap_or_default();
         match load_node(reads, subtree.node, subtree.level, subtree.loaded)? {
             LoadedNode::Branch(page) => {
                 let branch = open_branch(page, &subtree.fences)?;
                 self.stack.push(Frame {
                     node: Expanded::new(branch, subtree.fences),
-                    pending: subtree.pending,
+                    pending,
                 });
             }
             LoadedNode::Leaf(page) => {
                 let mut leaf = Leaf {
                     entries: leaf_entries(page, &subtree.fences)?,
                 };
-                if !subtree.pending.is_empty() {
+                if !pending.is_empty() {
                     // Exactly what a flush into this leaf would produce.
-                    leaf.apply(subtree.pending);
+                    leaf.apply(pending);
                 }
                 self.item = Some(Item::Entries(Entries {
                     entries: leaf.entries,
