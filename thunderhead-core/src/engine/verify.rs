@@ -130,16 +130,18 @@ impl<S: PageStore> Engine<S> {
         tiles(&live, &current, "the free space in memory")?;
         let pasts = catalog.kept_catalogs()?;
         past_versions_kept(pager, &pasts, &current)?;
+        // Released runs are free for the next allocations, though still stored as pending.
+        let released = current.released_page_count();
         Ok(EngineReport {
             revision: meta.revision,
             used_pages: current.end(),
             live_pages: live.iter().map(|extent| extent.page_count).sum(),
-            free_pages: current.free_page_count() + current.released_page_count(),
+            free_pages: current.free_page_count() + released,
             pending_pages: current
                 .pending_extents()
                 .map(|(_, _, extent)| extent.page_count)
                 .sum::<u64>()
-                - current.released_page_count(),
+                - released,
             past_versions: meta.revision.saturating_sub(floor) + snapshots as u64,
             tree,
             shared_pages: stored_extra.len() as u64,

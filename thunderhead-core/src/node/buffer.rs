@@ -175,6 +175,11 @@ impl Buffer {
         for (key, message) in self.points.range::<[u8], _>((lower, upper)) {
             into.insert_point(key.clone(), message.clone());
         }
+        self.copy_ranges_into(low, high, into);
+    }
+
+    /// Copies the range messages, clipped to `[low, high)`, into `into`.
+    pub fn copy_ranges_into(&self, low: Option<&[u8]>, high: Option<&[u8]>, into: &mut Buffer) {
         for range in &self.ranges {
             if let Some(inside) = range.range.clip(low, high) {
                 into.insert_range(RangeMessage {

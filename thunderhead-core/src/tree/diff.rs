@@ -843,14 +843,7 @@ fn copy_keys_into(from: &Buffer, keys: &[Vec<u8>], fences: &Fences, into: &mut B
             into.insert_point(key.clone(), message.clone());
         }
     }
-    for range in &from.ranges {
-        if let Some(inside) = range.range.clip(fences.low(), fences.high()) {
-            into.insert_range(RangeMessage {
-                seq: range.seq,
-                range: inside,
-            });
-        }
-    }
+    from.copy_ranges_into(fences.low(), fences.high(), into);
 }
 
 /// Whether `a` and `b` hold the same messages within `fences` (point messages compared
