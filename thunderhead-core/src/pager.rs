@@ -143,7 +143,6 @@ impl<S: PageStore> Pager<S> {
             None => {}
         }
         let bytes = self.read_verified(node.page, 1, node.checksum)?;
-        let size = bytes.len();
         let loaded = match bytes.first() {
             Some(1) => LoadedNode::Leaf(Arc::new(LeafPage::parse(node.page, bytes)?)),
             Some(2) => LoadedNode::Branch(Arc::new(BranchPage::parse(node.page, bytes)?)),
@@ -154,9 +153,11 @@ impl<S: PageStore> Pager<S> {
                 ));
             }
         };
-        let cached = match &loaded {
-            LoadedNode::Leaf(leaf) => CachedPage::Leaf(leaf.clone()),
-            LoadedNode::Branch(branch) => CachedPage::Branch(branch.clone()),
+        let (cached, size) = match &loaded {
+            LoadedNode::Leaf(leaf) => (CachedPage::Leaf(leaf.clone()), leaf.memory_bytes()),
+            LoadedNode::Branch(branch) => {
+                (CachedPage::Branch(branch.clone()), branch.memory_bytes())
+            }
         };
         self.cache.insert(node.page, node.checksum, cached, size);
         Ok(loaded)
@@ -177,7 +178,6 @@ impl<S: PageStore> Pager<S> {
             None => {}
         }
         let bytes = self.read_verified(page, slot.page_count.get(), checksum)?;
-        let size = bytes.len();
         let segment = Arc::new(SegmentPage::parse(page, bytes)?);
         if segment.seq_max() != slot.seq_max.get() {
             return Err(Error::corrupted(
@@ -185,8 +185,12 @@ impl<S: PageStore> Pager<S> {
                 "segment sequence range differs from its slot",
             ));
         }
-        self.cache
-            .insert(page, checksum, CachedPage::Segment(segment.clone()), size);
+        self.cache.insert(
+            page,
+            checksum,
+            CachedPage::Segment(segment.clone()),
+            segment.memory_bytes(),
+        );
         Ok(segment)
     }
 
@@ -195,23 +199,22 @@ impl<S: PageStore> Pager<S> {
     /// and the catalog again, and would otherwise read back and re-check what it wrote.
     pub(crate) fn write_cached(&self, bytes: Vec<u8>, checksum: u32) -> Result<PageId> {
         let bytes = PageBytes::new(bytes);
-        let size = bytes.len();
         let start = self.write_shared(bytes.clone())?;
         // Parsing what we encoded cannot fail; if it did, the page is simply not cached
         // and a later read reports it.
         let cached = match bytes.first() {
             Some(1) => LeafPage::parse(start, bytes)
                 .ok()
-                .map(|page| CachedPage::Leaf(Arc::new(page))),
+                .map(|page| (page.memory_bytes(), CachedPage::Leaf(Arc::new(page)))),
             Some(2) => BranchPage::parse(start, bytes)
                 .ok()
-                .map(|page| CachedPage::Branch(Arc::new(page))),
+                .map(|page| (page.memory_bytes(), CachedPage::Branch(Arc::new(page)))),
             Some(3) => SegmentPage::parse(start, bytes)
                 .ok()
-                .map(|page| CachedPage::Segment(Arc::new(page))),
+                .map(|page| (page.memory_bytes(), CachedPage::Segment(Arc::new(page)))),
             _ => None,
         };
-        if let Some(cached) = cached {
+        if let Some((size, cached)) = cached {
             self.cache.insert(start, checksum, cached, size);
         }
         Ok(start)

@@ -16,7 +16,7 @@ use bytemuck::{Pod, Zeroable};
 use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksum};
 
 use super::header::{FORMAT_VERSION, NodeHeader, PageKind, checked_header};
-use super::leaf::search_split;
+use super::heads::{key_head, search_split};
 use super::{PageWriter, Reader};
 
 const HEADER_BYTES: usize = std::mem::size_of::<NodeHeader>();
@@ -161,6 +161,8 @@ pub(crate) struct BranchPage {
     seq_high: u64,
     local_prefix_end: usize,
     pivot_offsets_at: usize,
+    /// The pivot suffixes' heads, for routing.
+    heads: Box<[u64]>,
 }
 
 impl BranchPage {
@@ -198,7 +200,9 @@ impl BranchPage {
             seq_high: header.seq_high.get(),
             local_prefix_end,
             pivot_offsets_at,
+            heads: Box::default(),
         };
+        let mut heads = Vec::with_capacity(count - 1);
         let mut previous: Option<&[u8]> = None;
         for index in 0..count - 1 {
             let offset: Le16 = reader.pod(pivot_offsets_at + index * 2, "pivot offset")?;
@@ -208,7 +212,12 @@ impl BranchPage {
                 return Err(reader.corrupted(format!("pivot {index} is not above its predecessor")));
             }
             previous = Some(pivot);
+            heads.push(key_head(pivot));
         }
+        let page = Self {
+            heads: heads.into(),
+            ..page
+        };
         for index in 0..count {
             let slot = page.child(index);
             if PageId(slot.page.get()).is_none() || slot.watermark.get() > page.seq_high {
@@ -229,6 +238,11 @@ impl BranchPage {
 
     pub fn level(&self) -> u8 {
         self.level
+    }
+
+    /// Bytes the view holds in memory: the page and its heads.
+    pub fn memory_bytes(&self) -> usize {
+        self.bytes.len() + self.heads.len() * 8
     }
 
     pub fn len(&self) -> usize {
@@ -284,7 +298,7 @@ impl BranchPage {
         match search_split(
             self.local_prefix(),
             key_after_implied,
-            self.count - 1,
+            &self.heads,
             |index| self.pivot_suffix(index),
         ) {
             Ok(index) => index + 1,
@@ -297,7 +311,7 @@ impl BranchPage {
         match search_split(
             self.local_prefix(),
             key_after_implied,
-            self.count - 1,
+            &self.heads,
             |index| self.pivot_suffix(index),
         ) {
             Ok(index) | Err(index) => index,

@@ -13,6 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksum};
 
 use super::header::{FORMAT_VERSION, NodeHeader, PageKind, checked_header};
+use super::heads::{key_head, search_split};
 use super::{OverflowRef, Reader, VALUE_INLINE, VALUE_OVERFLOW};
 use crate::node::Entry;
 use crate::value::ValueStored;
@@ -121,6 +122,8 @@ pub(crate) struct LeafPage {
     implied_len: usize,
     local_prefix_end: usize,
     offsets_at: usize,
+    /// The suffixes' heads, for searches.
+    heads: Box<[u64]>,
 }
 
 impl LeafPage {
@@ -149,7 +152,9 @@ impl LeafPage {
             implied_len: header.implied_prefix_len.get() as usize,
             local_prefix_end,
             offsets_at,
+            heads: Box::default(),
         };
+        let mut heads = Vec::with_capacity(count);
         let mut previous: Option<&[u8]> = None;
         for index in 0..count {
             let (suffix, value_at, tag, value_len) = page.entry_parts(&reader, index)?;
@@ -174,8 +179,17 @@ impl LeafPage {
                 return Err(reader.corrupted(format!("entry {index} is not above its predecessor")));
             }
             previous = Some(suffix);
+            heads.push(key_head(suffix));
         }
-        Ok(page)
+        Ok(Self {
+            heads: heads.into(),
+            ..page
+        })
+    }
+
+    /// Bytes the view holds in memory: the page and its heads.
+    pub fn memory_bytes(&self) -> usize {
+        self.bytes.len() + self.heads.len() * 8
     }
 
     fn entry_parts<'a>(
@@ -249,37 +263,9 @@ impl LeafPage {
         search_split(
             self.local_prefix(),
             key_after_implied,
-            self.count,
+            &self.heads,
             |index| self.suffix(index),
         )
-    }
-}
-
-/// Binary search over `count` sorted suffixes that all follow `local_prefix`.
-pub(crate) fn search_split<'a>(
-    local_prefix: &[u8],
-    key: &[u8],
-    count: usize,
-    suffix: impl Fn(usize) -> &'a [u8],
-) -> Result<usize, usize> {
-    let head = key.len().min(local_prefix.len());
-    match local_prefix[..head].cmp(&key[..head]) {
-        std::cmp::Ordering::Less => Err(count),
-        std::cmp::Ordering::Greater => Err(0),
-        std::cmp::Ordering::Equal if key.len() < local_prefix.len() => Err(0),
-        std::cmp::Ordering::Equal => {
-            let rest = &key[local_prefix.len()..];
-            let (mut low, mut high) = (0, count);
-            while low < high {
-                let middle = low + (high - low) / 2;
-                match suffix(middle).cmp(rest) {
-                    std::cmp::Ordering::Less => low = middle + 1,
-                    std::cmp::Ordering::Greater => high = middle,
-                    std::cmp::Ordering::Equal => return Ok(middle),
-                }
-            }
-            Err(low)
-        }
     }
 }
 

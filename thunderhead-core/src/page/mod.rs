@@ -5,6 +5,7 @@
 
 mod branch;
 mod header;
+mod heads;
 mod leaf;
 mod overflow;
 mod reader;

@@ -18,7 +18,7 @@ use bytemuck::{Pod, Zeroable};
 use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksum};
 
 use super::header::{FORMAT_VERSION, PageKind, SegmentHeader, checked_header};
-use super::leaf::search_split;
+use super::heads::{key_head, search_split};
 use super::{OverflowRef, PageWriter, Reader, VALUE_INLINE, VALUE_OVERFLOW};
 use crate::key::{KeyRange, common_prefix_len};
 use crate::node::{PointMessage, PointOp, RangeMessage};
@@ -208,6 +208,8 @@ pub(crate) struct SegmentPage {
     /// read path asks every segment of every journal on its way down, and most of them
     /// do not hold the key.
     filter: KeyFilter,
+    /// The point keys' heads, for searches.
+    heads: Box<[u64]>,
 }
 
 impl SegmentPage {
@@ -241,7 +243,9 @@ impl SegmentPage {
             overflow_points: Vec::new(),
             // Replaced by the filter built below once every key has validated.
             filter: KeyFilter::empty(),
+            heads: Box::default(),
         };
+        let mut heads = Vec::with_capacity(point_count);
         let mut overflow_points = Vec::new();
         let mut filter = KeyFilter::with_capacity(point_count);
         let mut previous: Option<&[u8]> = None;
@@ -282,6 +286,7 @@ impl SegmentPage {
                 )));
             }
             previous = Some(suffix);
+            heads.push(key_head(suffix));
             filter.insert(suffix);
             if head.op == OP_PUT && head.value_tag == VALUE_OVERFLOW {
                 overflow_points.push(index as u32);
@@ -289,6 +294,7 @@ impl SegmentPage {
         }
         segment.overflow_points = overflow_points;
         segment.filter = filter;
+        segment.heads = heads.into();
         let mut previous_start: Option<&[u8]> = None;
         for index in 0..range_count {
             let at = segment.offset(&reader, point_count + index)?;
@@ -336,6 +342,11 @@ impl SegmentPage {
 
     pub fn seq_max(&self) -> u64 {
         self.seq_max
+    }
+
+    /// Bytes the view holds in memory: the extent, the key filter and the heads.
+    pub fn memory_bytes(&self) -> usize {
+        self.bytes.len() + (self.filter.blocks.len() + self.heads.len()) * 8
     }
 
     pub fn point_count(&self) -> usize {
@@ -410,7 +421,7 @@ impl SegmentPage {
     }
 
     pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
-        search_split(self.prefix(), key, self.point_count, |index| {
+        search_split(self.prefix(), key, &self.heads, |index| {
             self.point_suffix(index)
         })
     }

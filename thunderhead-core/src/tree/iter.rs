@@ -1,20 +1,26 @@
-//! Range iteration in both directions. The iterator works a leaf at a time: it descends
-//! to the leaf, gathers the journal messages that ancestors hold for the leaf's key
-//! range, and merges them over the leaf's entries. A leaf with no pending messages (the
-//! usual case once journals have drained) is read in place, as a plain B-tree would.
+//! Range iteration in both directions.
+//!
+//! Each end keeps its path from the root: every branch it went through, the child it took,
+//! and the live journal messages that branch and its ancestors hold for that child. Moving
+//! on to the next leaf climbs only to the nearest branch with a next child and descends
+//! from there, so a journal high in the tree is searched once for each of its children,
+//! not once for every leaf below them. Inside a leaf, its entries and the messages for it
+//! are merged as the end advances, comparing keys in place rather than copying them; a
+//! leaf with no messages (every leaf once journals have drained) reads as a plain B-tree's.
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
-use thunderhead_disk::PageStore;
+use thunderhead_disk::{PageId, PageStore};
 
 use crate::config::TREE_DEPTH_MAX;
-use crate::error::Result;
-use crate::key::KeyRange;
-use crate::node::{Buffer, Entry, Fences, NodeRef, PointOp, RangeSweep};
-use crate::page::LeafPage;
+use crate::error::{Error, Result};
+use crate::key::{KeyRange, compare_split};
+use crate::node::{Buffer, Entry, Fences, NodeRef, PointMessage, PointOp, RangeMessage};
+use crate::page::{LeafPage, SegmentPage};
 use crate::pager::Pager;
 use crate::tree::read::{depth_exceeded, load_value};
-use crate::tree::view::{BranchView, LeafView, NodeView, view};
+use crate::tree::view::{BranchView, LeafView, NodeView, segment_collect_from, view};
 use crate::value::{ValueBytes, ValueStored};
 
 /// An iterator over the entries of a key range, in key order (or reverse order through
@@ -24,60 +30,114 @@ pub struct Range<'a, S: PageStore> {
     pager: &'a Pager<S>,
     root: &'a NodeRef,
     bounds: KeyRange,
-    front: Side<'a>,
-    back: Side<'a>,
+    front: End<'a>,
+    back: End<'a>,
     finished: bool,
 }
 
 /// One end of the iteration.
-struct Side<'a> {
+#[derive(Default)]
+struct End<'a> {
+    /// The branches from the root down to the current leaf's parent.
+    path: Vec<Level<'a>>,
+    /// `None` before the first leaf.
     leaf: Option<LeafCursor<'a>>,
-    /// Where the next leaf starts (front) or ends (back); `None` before the first leaf.
-    next: Next,
-    /// Last key yielded from the leaves this end has left behind; with the cursor, it
-    /// tells where this end stands, so the other can stop where they meet. Kept per leaf
-    /// rather than per item: copying every key yielded would cost a scan dearly.
+    /// Last key yielded from the leaves this end has left behind; with the cursor's last
+    /// position, it tells where this end stands, so that the other can stop where they
+    /// meet. Kept per leaf rather than per item: copying every key yielded would cost a
+    /// scan dearly.
     passed: Option<Vec<u8>>,
 }
 
-impl Side<'_> {
-    /// The last key this end yielded, if any; `front` says which end it is.
-    fn last_key(&self, front: bool) -> Option<Vec<u8>> {
-        if let Some(leaf) = &self.leaf {
-            let yielded = if front {
-                (leaf.front > leaf.first).then(|| leaf.front - 1)
-            } else {
-                (leaf.back < leaf.end).then_some(leaf.back)
-            };
-            if let Some(index) = yielded {
-                return Some(leaf.entries.key(index));
-            }
-        }
-        self.passed.clone()
+/// A branch on an end's path.
+struct Level<'a> {
+    branch: BranchView<'a>,
+    /// The branch's own fences.
+    fences: Fences,
+    /// The branch's journal segments, each loaded when first needed and kept for the
+    /// children after.
+    segments: Vec<Option<LoadedSegment>>,
+    /// The child the end is in.
+    index: usize,
+    /// The live messages this branch and its ancestors hold for child `index`. At the
+    /// leaf's parent they are handed to the leaf's cursor, and rebuilt for the next child.
+    messages: Buffer,
+}
+
+/// A journal segment of a branch on the path.
+struct LoadedSegment {
+    page: Arc<SegmentPage>,
+    /// A child collected from this segment, and the position of the first point message
+    /// above its range: where the next child's messages begin, so that a forward walk
+    /// searches each segment once rather than once per child.
+    after: Option<(usize, usize)>,
+}
+
+/// Which child a descent takes at each branch.
+#[derive(Clone, Copy)]
+enum Pick<'k> {
+    /// The child holding `key`.
+    Holding(&'k [u8]),
+    /// The child holding the keys just below `key`, or the last child.
+    Below(Option<&'k [u8]>),
+    First,
+    Last,
+}
+
+impl Pick<'_> {
+    fn index(self, branch: &BranchView<'_>) -> Result<usize> {
+        Ok(match self {
+            Pick::Holding(key) => branch.route(key)?,
+            Pick::Below(Some(key)) => branch.route_below(key)?,
+            Pick::Below(None) | Pick::Last => branch.len() - 1,
+            Pick::First => 0,
+        })
     }
 }
 
-enum Next {
-    Start,
-    At(Vec<u8>),
-    Done,
+impl<'a> End<'a> {
+    /// How `key` compares with the last key this end yielded (`None` before the first).
+    fn compare_last(&self, key: &[u8]) -> Option<Ordering> {
+        if let Some(leaf) = &self.leaf
+            && let Some(last) = leaf.last
+        {
+            return Some(leaf.compare(last, key).reverse());
+        }
+        self.passed.as_deref().map(|passed| key.cmp(passed))
+    }
+
+    /// Moves to `leaf`, remembering the last key yielded from the one left behind.
+    fn enter_leaf(&mut self, leaf: LeafCursor<'a>) {
+        if let Some(left) = self.leaf.take()
+            && let Some(last) = left.last
+        {
+            self.passed = Some(left.key(last));
+        }
+        self.leaf = Some(leaf);
+    }
 }
 
+/// A position in a leaf's merged view: one of its entries, or a point message for it.
+#[derive(Clone, Copy)]
+enum Pos {
+    Base(usize),
+    Point(usize),
+}
+
+/// A leaf seen through the messages its ancestors hold for it, read lazily from one end.
 struct LeafCursor<'a> {
-    entries: LeafEntries<'a>,
-    /// Entries not yet yielded: `[front, back)`.
+    base: Base<'a>,
+    /// Leaf entries not yet passed: `[front, back)`.
     front: usize,
     back: usize,
-    /// The bounds `[first, end)` the cursor started with.
-    first: usize,
-    end: usize,
-}
-
-/// A leaf's entries as the iterator sees them: the leaf itself (read in place), or the
-/// leaf seen through the messages its ancestors hold for it.
-enum LeafEntries<'a> {
-    Base(Base<'a>),
-    Merged(Base<'a>, Overlay),
+    /// Point messages for the leaf in key order; those not yet passed: `[point_front,
+    /// point_back)`.
+    points: Vec<(Vec<u8>, PointMessage)>,
+    point_front: usize,
+    point_back: usize,
+    covered: Covered,
+    /// The last position yielded.
+    last: Option<Pos>,
 }
 
 /// A leaf's own entries.
@@ -90,25 +150,19 @@ enum Base<'a> {
     Borrowed(&'a [Entry]),
 }
 
-/// The result of merging a leaf with journal messages, as indices rather than copies:
-/// the leaf's surviving entries are still read in place.
-struct Overlay {
-    order: Vec<Source>,
-    /// Values put by messages, with their keys, in key order.
-    puts: Vec<(Vec<u8>, ValueStored)>,
-}
-
-#[derive(Clone, Copy)]
-enum Source {
-    Base(u32),
-    Put(u32),
-}
-
 impl Base<'_> {
     fn len(&self) -> usize {
         match self {
             Base::Stored { page, .. } => page.len(),
             Base::Borrowed(entries) => entries.len(),
+        }
+    }
+
+    /// How key `index` compares with `key`, without building it.
+    fn compare(&self, index: usize, key: &[u8]) -> Ordering {
+        match self {
+            Base::Stored { page, prefix } => compare_split(prefix, page.suffix(index), key),
+            Base::Borrowed(entries) => entries[index].key.as_slice().cmp(key),
         }
     }
 
@@ -122,19 +176,6 @@ impl Base<'_> {
                 key
             }
             Base::Borrowed(entries) => entries[index].key.clone(),
-        }
-    }
-
-    /// Writes key `index` into `out` (replacing what it held), without allocating once
-    /// `out` has grown to the longest key.
-    fn key_into(&self, index: usize, out: &mut Vec<u8>) {
-        out.clear();
-        match self {
-            Base::Stored { page, prefix } => {
-                out.extend_from_slice(prefix);
-                out.extend_from_slice(page.suffix(index));
-            }
-            Base::Borrowed(entries) => out.extend_from_slice(&entries[index].key),
         }
     }
 
@@ -162,175 +203,56 @@ impl Base<'_> {
             Base::Borrowed(entries) => entries.partition_point(|entry| entry.key.as_slice() < key),
         }
     }
-
-    /// Merges the leaf with `messages` (all newer than it) in one pass, with the same
-    /// rules as a leaf applying a batch: a point message replaces or deletes its key unless a
-    /// newer range covers it; a range hides the leaf entries it covers.
-    fn merge(&self, messages: Buffer) -> Overlay {
-        let mut sweep = RangeSweep::new(&messages.ranges);
-        let mut order = Vec::with_capacity(self.len() + messages.points.len());
-        let mut puts = Vec::new();
-        let mut points = messages.points.into_iter().peekable();
-        let mut key = Vec::new();
-        let mut index = 0;
-        let len = self.len();
-        loop {
-            if index < len {
-                self.key_into(index, &mut key);
-            }
-            let take_point = match points.peek() {
-                None if index >= len => break,
-                None => false,
-                Some(_) if index >= len => true,
-                Some((point, _)) => point.as_slice() <= key.as_slice(),
-            };
-            if take_point {
-                let (point, message) = points.next().expect("peeked");
-                if index < len && point == key {
-                    index += 1;
-                }
-                if message.seq > sweep.covering_seq(&point)
-                    && let PointOp::Put(value) = message.op
-                {
-                    order.push(Source::Put(puts.len() as u32));
-                    puts.push((point, value));
-                }
-            } else {
-                if messages.ranges.is_empty() || sweep.covering_seq(&key) == 0 {
-                    order.push(Source::Base(index as u32));
-                }
-                index += 1;
-            }
-        }
-        Overlay { order, puts }
-    }
 }
 
-impl LeafEntries<'_> {
-    fn len(&self) -> usize {
-        match self {
-            LeafEntries::Base(base) => base.len(),
-            LeafEntries::Merged(_, overlay) => overlay.order.len(),
-        }
-    }
-
-    /// Key `index`, in a vector of exactly its length (it is handed to the caller).
-    fn key(&self, index: usize) -> Vec<u8> {
-        match self {
-            LeafEntries::Base(base) => base.key(index),
-            LeafEntries::Merged(base, overlay) => match overlay.order[index] {
-                Source::Base(at) => base.key(at as usize),
-                Source::Put(at) => overlay.puts[at as usize].0.clone(),
-            },
-        }
-    }
-
-    fn key_into(&self, index: usize, out: &mut Vec<u8>) {
-        match self {
-            LeafEntries::Base(base) => base.key_into(index, out),
-            LeafEntries::Merged(base, overlay) => match overlay.order[index] {
-                Source::Base(at) => base.key_into(at as usize, out),
-                Source::Put(at) => {
-                    out.clear();
-                    out.extend_from_slice(&overlay.puts[at as usize].0);
-                }
-            },
-        }
-    }
-
-    fn value(&self, index: usize) -> ValueStored {
-        match self {
-            LeafEntries::Base(base) => base.value(index),
-            LeafEntries::Merged(base, overlay) => match overlay.order[index] {
-                Source::Base(at) => base.value(at as usize),
-                Source::Put(at) => overlay.puts[at as usize].1.clone(),
-            },
-        }
-    }
-
-    /// Index of the first entry with a key at or above `key`.
-    fn lower_bound(&self, key: &[u8]) -> usize {
-        match self {
-            LeafEntries::Base(base) => base.lower_bound(key),
-            LeafEntries::Merged(..) => {
-                let mut scratch = Vec::new();
-                let (mut low, mut high) = (0, self.len());
-                while low < high {
-                    let middle = low + (high - low) / 2;
-                    self.key_into(middle, &mut scratch);
-                    if scratch.as_slice() < key {
-                        low = middle + 1;
-                    } else {
-                        high = middle;
-                    }
-                }
-                low
-            }
-        }
-    }
+/// What the range tombstones for a leaf cover, as disjoint intervals in key order. Every
+/// tombstone is newer than every entry of the leaf (Invariant M), so an entry needs only
+/// to know whether one covers it; and a buffer never holds a point message older than a
+/// tombstone that covers it, so point messages need not ask.
+#[derive(Default)]
+struct Covered {
+    intervals: Vec<KeyRange>,
 }
 
-/// Which leaf to descend to.
-enum Seek<'k> {
-    /// The leaf holding `key`.
-    Holding(&'k [u8]),
-    /// The leaf holding the keys just below `key`, or the last leaf.
-    Below(Option<&'k [u8]>),
-}
-
-impl<'a, S: PageStore> Range<'a, S> {
-    pub(crate) fn new(pager: &'a Pager<S>, root: &'a NodeRef, bounds: KeyRange) -> Self {
-        let side = || Side {
-            leaf: None,
-            next: Next::Start,
-            passed: None,
-        };
-        let finished = bounds.is_empty();
-        Self {
-            pager,
-            root,
-            bounds,
-            front: side(),
-            back: side(),
-            finished,
-        }
-    }
-
-    /// Descends to a leaf and returns its entries (with journal messages merged) and its
-    /// fences.
-    fn load_leaf(&self, seek: Seek<'_>) -> Result<(LeafCursor<'a>, Fences)> {
-        let mut fences = Fences::default();
-        let mut node = view(self.pager, self.root)?;
-        let mut path: Vec<(BranchView<'a>, usize)> = Vec::new();
-        let leaf = loop {
-            if path.len() > TREE_DEPTH_MAX {
-                return Err(depth_exceeded());
-            }
-            match node {
-                NodeView::Leaf(leaf) => break leaf,
-                NodeView::Branch(branch) => {
-                    let index = match seek {
-                        Seek::Holding(key) => branch.route(key)?,
-                        Seek::Below(Some(key)) => branch.route_below(key)?,
-                        Seek::Below(None) => branch.len() - 1,
+impl Covered {
+    /// `ranges` sorted by start, as a buffer keeps them.
+    fn new(ranges: Vec<RangeMessage>) -> Self {
+        let mut intervals: Vec<KeyRange> = Vec::with_capacity(ranges.len());
+        for RangeMessage { range, .. } in ranges {
+            match intervals.last_mut() {
+                // Overlapping or touching the last interval: extend it.
+                Some(last) if last.end.as_ref().is_none_or(|end| range.start <= *end) => {
+                    last.end = match (last.end.take(), range.end) {
+                        (Some(last_end), Some(end)) => Some(last_end.max(end)),
+                        _ => None,
                     };
-                    let child = branch.child(self.pager, index)?;
-                    fences = branch.child_fences(index, &fences);
-                    path.push((branch, index));
-                    node = child;
                 }
+                _ => intervals.push(range),
             }
-        };
-        let mut overlay = Buffer::default();
-        for (branch, index) in &path {
-            branch.collect(
-                self.pager,
-                *index,
-                fences.low(),
-                fences.high(),
-                &mut overlay,
-            )?;
         }
+        Self { intervals }
+    }
+
+    /// Whether leaf entry `index` is covered.
+    fn covers(&self, base: &Base<'_>, index: usize) -> bool {
+        if self.intervals.is_empty() {
+            return false;
+        }
+        let after = self
+            .intervals
+            .partition_point(|interval| base.compare(index, &interval.start).is_ge());
+        after > 0
+            && self.intervals[after - 1]
+                .end
+                .as_deref()
+                .is_none_or(|end| base.compare(index, end).is_lt())
+    }
+}
+
+impl<'a> LeafCursor<'a> {
+    /// The cursor over `leaf` (under `fences`) merged with `messages`, limited to
+    /// `bounds`.
+    fn new(leaf: LeafView<'a>, fences: &Fences, messages: Buffer, bounds: &KeyRange) -> Self {
         let base = match leaf {
             LeafView::Stored(page) => {
                 let prefix = [fences.implied_prefix(), page.local_prefix()].concat();
@@ -338,46 +260,348 @@ impl<'a, S: PageStore> Range<'a, S> {
             }
             LeafView::Transient(leaf) => Base::Borrowed(&leaf.entries),
         };
-        let entries = if overlay.is_empty() {
-            LeafEntries::Base(base)
-        } else {
-            let merged = base.merge(overlay);
-            LeafEntries::Merged(base, merged)
-        };
         let front = match fences.low() {
-            Some(low) if low >= self.bounds.start.as_slice() => 0,
-            _ => entries.lower_bound(&self.bounds.start),
+            Some(low) if low >= bounds.start.as_slice() => 0,
+            _ => base.lower_bound(&bounds.start),
         };
-        let back = match (fences.high(), self.bounds.end.as_deref()) {
-            (_, None) => entries.len(),
-            (Some(high), Some(end)) if high <= end => entries.len(),
-            (_, Some(end)) => entries.lower_bound(end),
+        let back = match (fences.high(), bounds.end.as_deref()) {
+            (_, None) => base.len(),
+            (Some(high), Some(end)) if high <= end => base.len(),
+            (_, Some(end)) => base.lower_bound(end),
         };
-        let back = back.max(front);
-        Ok((
-            LeafCursor {
-                entries,
-                front,
-                back,
-                first: front,
-                end: back,
+        let points: Vec<(Vec<u8>, PointMessage)> = messages.points.into_iter().collect();
+        let point_front = points.partition_point(|(key, _)| *key < bounds.start);
+        let point_back = bounds.end.as_ref().map_or(points.len(), |end| {
+            points.partition_point(|(key, _)| key < end)
+        });
+        Self {
+            base,
+            front,
+            back: back.max(front),
+            points,
+            point_front,
+            point_back: point_back.max(point_front),
+            covered: Covered::new(messages.ranges),
+            last: None,
+        }
+    }
+
+    /// The next visible position from the front. Each entry is compared with the next
+    /// point message as it passes: the comparison reads the line the key is then copied
+    /// from, where a binary search for each message's place read lines no one needed.
+    fn next_front(&mut self) -> Option<Pos> {
+        loop {
+            let entry = (self.front < self.back).then_some(self.front);
+            let point = (self.point_front < self.point_back).then_some(self.point_front);
+            let pos = match (entry, point) {
+                (None, None) => return None,
+                (Some(entry), None) => Pos::Base(entry),
+                (None, Some(point)) => Pos::Point(point),
+                (Some(entry), Some(point)) => {
+                    match self.base.compare(entry, &self.points[point].0) {
+                        Ordering::Less => Pos::Base(entry),
+                        // The message replaces or deletes the entry of its key.
+                        Ordering::Equal => {
+                            self.front += 1;
+                            Pos::Point(point)
+                        }
+                        Ordering::Greater => Pos::Point(point),
+                    }
+                }
+            };
+            match pos {
+                Pos::Base(_) => self.front += 1,
+                Pos::Point(_) => self.point_front += 1,
+            }
+            if self.visible(pos) {
+                self.last = Some(pos);
+                return Some(pos);
+            }
+        }
+    }
+
+    /// The next visible position from the back; the mirror of `next_front`.
+    fn next_back(&mut self) -> Option<Pos> {
+        loop {
+            let entry = (self.back > self.front).then(|| self.back - 1);
+            let point = (self.point_back > self.point_front).then(|| self.point_back - 1);
+            let pos = match (entry, point) {
+                (None, None) => return None,
+                (Some(entry), None) => Pos::Base(entry),
+                (None, Some(point)) => Pos::Point(point),
+                (Some(entry), Some(point)) => {
+                    match self.base.compare(entry, &self.points[point].0) {
+                        Ordering::Greater => Pos::Base(entry),
+                        Ordering::Equal => {
+                            self.back -= 1;
+                            Pos::Point(point)
+                        }
+                        Ordering::Less => Pos::Point(point),
+                    }
+                }
+            };
+            match pos {
+                Pos::Base(_) => self.back -= 1,
+                Pos::Point(_) => self.point_back -= 1,
+            }
+            if self.visible(pos) {
+                self.last = Some(pos);
+                return Some(pos);
+            }
+        }
+    }
+
+    fn visible(&self, pos: Pos) -> bool {
+        match pos {
+            Pos::Base(index) => !self.covered.covers(&self.base, index),
+            Pos::Point(index) => matches!(self.points[index].1.op, PointOp::Put(_)),
+        }
+    }
+
+    fn compare(&self, pos: Pos, key: &[u8]) -> Ordering {
+        match pos {
+            Pos::Base(index) => self.base.compare(index, key),
+            Pos::Point(index) => self.points[index].0.as_slice().cmp(key),
+        }
+    }
+
+    /// The key at `pos`, in a vector of exactly its length (it is handed to the caller).
+    fn key(&self, pos: Pos) -> Vec<u8> {
+        match pos {
+            Pos::Base(index) => self.base.key(index),
+            Pos::Point(index) => self.points[index].0.clone(),
+        }
+    }
+
+    fn value(&self, pos: Pos) -> ValueStored {
+        match pos {
+            Pos::Base(index) => self.base.value(index),
+            Pos::Point(index) => match &self.points[index].1.op {
+                PointOp::Put(value) => value.clone(),
+                PointOp::Delete => unreachable!("deleted keys are not visible"),
             },
-            fences,
-        ))
+        }
+    }
+}
+
+impl<'a, S: PageStore> Range<'a, S> {
+    pub(crate) fn new(pager: &'a Pager<S>, root: &'a NodeRef, bounds: KeyRange) -> Self {
+        let finished = bounds.is_empty();
+        Self {
+            pager,
+            root,
+            bounds,
+            front: End::default(),
+            back: End::default(),
+            finished,
+        }
     }
 
-    fn item(
+    /// Enters child `index` of the branch of `level` (whose `index` and `messages` are
+    /// replaced): records the level on `path`, with the messages for the child (those
+    /// `path`'s last level holds for this branch, then the branch's own), and returns the
+    /// child and its fences.
+    fn enter_child(
         &self,
-        entries: &LeafEntries<'_>,
+        path: &mut Vec<Level<'a>>,
+        mut level: Level<'a>,
         index: usize,
-        key: Vec<u8>,
-    ) -> Result<(Vec<u8>, ValueBytes)> {
-        Ok((key, load_value(self.pager, entries.value(index))?))
+    ) -> Result<(NodeView<'a>, Fences)> {
+        if path.len() >= TREE_DEPTH_MAX {
+            return Err(depth_exceeded());
+        }
+        let branch = &level.branch;
+        let child_fences = branch.child_fences(index, &level.fences);
+        if !nested(&child_fences, &level.fences) {
+            let page = branch
+                .stored_child(index)
+                .map_or(PageId::NONE, |child| child.page);
+            return Err(Error::corrupted(page, "pivots outside the branch's fences"));
+        }
+        let (low, high) = (child_fences.low(), child_fences.high());
+        let mut messages = Buffer::default();
+        if let Some(parent) = path.last() {
+            parent.messages.copy_range_into(low, high, &mut messages);
+        }
+        if let BranchView::Transient(branch) = branch {
+            branch.buffer.copy_range_into(low, high, &mut messages);
+        }
+        let watermark = branch.watermark(index);
+        for (position, loaded) in level.segments.iter_mut().enumerate() {
+            let slot = branch.segment(position);
+            if slot.seq_max.get() <= watermark {
+                continue;
+            }
+            let loaded = match loaded {
+                Some(loaded) => loaded,
+                None => loaded.insert(LoadedSegment {
+                    page: self.pager.load_segment(&slot)?,
+                    after: None,
+                }),
+            };
+            let first = match loaded.after {
+                Some((previous, after)) if previous + 1 == index => after,
+                _ => low.map_or(0, |low| loaded.page.lower_bound(low)),
+            };
+            let after =
+                segment_collect_from(&loaded.page, watermark, first, low, high, &mut messages);
+            loaded.after = Some((index, after));
+        }
+        let child = branch.child(self.pager, index)?;
+        level.index = index;
+        level.messages = messages;
+        path.push(level);
+        Ok((child, child_fences))
     }
 
-    fn fail<T>(&mut self, error: crate::error::Error) -> Option<Result<T>> {
+    /// Descends from `node` to a leaf, taking the child `pick` names at every branch.
+    fn descend(
+        &self,
+        path: &mut Vec<Level<'a>>,
+        mut node: NodeView<'a>,
+        mut fences: Fences,
+        pick: Pick<'_>,
+    ) -> Result<LeafCursor<'a>> {
+        loop {
+            match node {
+                NodeView::Leaf(leaf) => {
+                    let messages = path
+                        .last_mut()
+                        .map(|parent| std::mem::take(&mut parent.messages))
+                        .unwrap_or_default();
+                    return Ok(LeafCursor::new(leaf, &fences, messages, &self.bounds));
+                }
+                NodeView::Branch(branch) => {
+                    let index = pick.index(&branch)?;
+                    let level = Level {
+                        segments: (0..branch.segment_count()).map(|_| None).collect(),
+                        branch,
+                        fences,
+                        index,
+                        messages: Buffer::default(),
+                    };
+                    (node, fences) = self.enter_child(path, level, index)?;
+                }
+            }
+        }
+    }
+
+    /// The first leaf of an end (`front` says which), or the next one, or `None` when
+    /// the end has run out of leaves or out of the bounds.
+    fn next_leaf(&self, end: &mut End<'a>, front: bool) -> Result<Option<LeafCursor<'a>>> {
+        if end.leaf.is_none() {
+            let pick = if front {
+                Pick::Holding(&self.bounds.start)
+            } else {
+                Pick::Below(self.bounds.end.as_deref())
+            };
+            let root = view(self.pager, self.root)?;
+            return self
+                .descend(&mut end.path, root, Fences::default(), pick)
+                .map(Some);
+        }
+        // Climb to the nearest branch with a child beyond the current one.
+        let (level, index) = loop {
+            let Some(level) = end.path.pop() else {
+                return Ok(None);
+            };
+            let next = if front {
+                Some(level.index + 1).filter(|&next| next < level.branch.len())
+            } else {
+                level.index.checked_sub(1)
+            };
+            if let Some(next) = next {
+                break (level, next);
+            }
+        };
+        let (child, child_fences) = self.enter_child(&mut end.path, level, index)?;
+        let beyond = if front {
+            let end = self.bounds.end.as_deref();
+            matches!((child_fences.low(), end), (Some(low), Some(end)) if low >= end)
+        } else {
+            child_fences
+                .high()
+                .is_some_and(|high| high <= self.bounds.start.as_slice())
+        };
+        if beyond {
+            return Ok(None);
+        }
+        let pick = if front { Pick::First } else { Pick::Last };
+        self.descend(&mut end.path, child, child_fences, pick)
+            .map(Some)
+    }
+
+    fn fail<T>(&mut self, error: Error) -> Option<Result<T>> {
         self.finished = true;
         Some(Err(error))
+    }
+}
+
+/// Whether `inner` is a non-empty range inside `outer`: what a child's fences must be, so
+/// that a damaged branch cannot send an end backwards (or a buffer an inverted range).
+fn nested(inner: &Fences, outer: &Fences) -> bool {
+    let low_inside = match (inner.low(), outer.low()) {
+        (Some(low), Some(outer)) => low >= outer,
+        (None, Some(_)) => false,
+        (_, None) => true,
+    };
+    let high_inside = match (inner.high(), outer.high()) {
+        (Some(high), Some(outer)) => high <= outer,
+        (None, Some(_)) => false,
+        (_, None) => true,
+    };
+    let ordered = match (inner.low(), inner.high()) {
+        (Some(low), Some(high)) => low < high,
+        _ => true,
+    };
+    low_inside && high_inside && ordered
+}
+
+impl<S: PageStore> Range<'_, S> {
+    /// The next item from one end (`front` says which).
+    fn step(&mut self, front: bool) -> Option<Result<(Vec<u8>, ValueBytes)>> {
+        while !self.finished {
+            let (this, other) = if front {
+                (&mut self.front, &self.back)
+            } else {
+                (&mut self.back, &self.front)
+            };
+            if let Some(leaf) = &mut this.leaf
+                && let Some(pos) = if front {
+                    leaf.next_front()
+                } else {
+                    leaf.next_back()
+                }
+            {
+                let key = leaf.key(pos);
+                // The ends have met once this one reaches the last key the other yielded.
+                let met = other
+                    .compare_last(&key)
+                    .is_some_and(|order| if front { order.is_ge() } else { order.is_le() });
+                if met {
+                    self.finished = true;
+                    return None;
+                }
+                let value = leaf.value(pos);
+                return Some(match load_value(self.pager, value) {
+                    Ok(value) => Ok((key, value)),
+                    Err(error) => return self.fail(error),
+                });
+            }
+            let mut end = std::mem::take(this);
+            let next = self.next_leaf(&mut end, front);
+            match next {
+                Ok(Some(leaf)) => end.enter_leaf(leaf),
+                Ok(None) => self.finished = true,
+                Err(error) => return self.fail(error),
+            }
+            *if front {
+                &mut self.front
+            } else {
+                &mut self.back
+            } = end;
+        }
+        None
     }
 }
 
@@ -385,91 +609,89 @@ impl<S: PageStore> Iterator for Range<'_, S> {
     type Item = Result<(Vec<u8>, ValueBytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.finished {
-            if let Some(leaf) = &mut self.front.leaf
-                && leaf.front < leaf.back
-            {
-                let index = leaf.front;
-                leaf.front += 1;
-                let key = leaf.entries.key(index);
-                if self.back.last_key(false).is_some_and(|back| key >= back) {
-                    self.finished = true;
-                    return None;
-                }
-                let entries = &self.front.leaf.as_ref().expect("leaf present").entries;
-                return Some(
-                    self.item(entries, index, key)
-                        .inspect_err(|_| self.finished = true),
-                );
-            }
-            let seek_key = match &self.front.next {
-                Next::Start => self.bounds.start.clone(),
-                Next::At(key) => key.clone(),
-                Next::Done => {
-                    self.finished = true;
-                    return None;
-                }
-            };
-            if self.bounds.end.as_ref().is_some_and(|end| seek_key >= *end) {
-                self.finished = true;
-                return None;
-            }
-            match self.load_leaf(Seek::Holding(&seek_key)) {
-                Ok((leaf, fences)) => {
-                    self.front.next = fences.high.map_or(Next::Done, Next::At);
-                    self.front.passed = self.front.last_key(true);
-                    self.front.leaf = Some(leaf);
-                }
-                Err(error) => return self.fail(error),
-            }
-        }
-        None
+        self.step(true)
     }
 }
 
 impl<S: PageStore> DoubleEndedIterator for Range<'_, S> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        while !self.finished {
-            if let Some(leaf) = &mut self.back.leaf
-                && leaf.front < leaf.back
-            {
-                leaf.back -= 1;
-                let index = leaf.back;
-                let key = leaf.entries.key(index);
-                if self.front.last_key(true).is_some_and(|front| key <= front) {
-                    self.finished = true;
-                    return None;
-                }
-                let entries = &self.back.leaf.as_ref().expect("leaf present").entries;
-                return Some(
-                    self.item(entries, index, key)
-                        .inspect_err(|_| self.finished = true),
-                );
-            }
-            let seek_key = match &self.back.next {
-                Next::Start => self.bounds.end.clone(),
-                Next::At(key) => Some(key.clone()),
-                Next::Done => {
-                    self.finished = true;
-                    return None;
-                }
-            };
-            if seek_key
-                .as_ref()
-                .is_some_and(|key| *key <= self.bounds.start)
-            {
-                self.finished = true;
-                return None;
-            }
-            match self.load_leaf(Seek::Below(seek_key.as_deref())) {
-                Ok((leaf, fences)) => {
-                    self.back.next = fences.low.map_or(Next::Done, Next::At);
-                    self.back.passed = self.back.last_key(false);
-                    self.back.leaf = Some(leaf);
-                }
-                Err(error) => return self.fail(error),
-            }
+        self.step(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fences(low: Option<&[u8]>, high: Option<&[u8]>) -> Fences {
+        Fences {
+            low: low.map(<[u8]>::to_vec),
+            high: high.map(<[u8]>::to_vec),
         }
-        None
+    }
+
+    /// A child's fences must lie inside its branch's and be in order; a damaged branch
+    /// whose pivots say otherwise is refused before it can turn an end round.
+    #[test]
+    fn child_fences_must_nest() {
+        let outer = fences(Some(b"c"), Some(b"p"));
+        assert!(nested(&fences(Some(b"c"), Some(b"p")), &outer));
+        assert!(nested(&fences(Some(b"d"), Some(b"e")), &outer));
+        assert!(!nested(&fences(Some(b"b"), Some(b"e")), &outer));
+        assert!(!nested(&fences(Some(b"d"), Some(b"q")), &outer));
+        assert!(!nested(&fences(None, Some(b"e")), &outer));
+        assert!(!nested(&fences(Some(b"d"), None), &outer));
+        assert!(!nested(&fences(Some(b"e"), Some(b"d")), &outer));
+        assert!(!nested(&fences(Some(b"e"), Some(b"e")), &outer));
+        let unbounded = fences(None, None);
+        assert!(nested(&fences(None, Some(b"a")), &unbounded));
+        assert!(nested(&fences(Some(b"a"), None), &unbounded));
+        assert!(nested(&unbounded, &unbounded));
+    }
+
+    /// Overlapping and touching tombstones join; separate ones stay apart; an unbounded
+    /// one swallows everything after its start.
+    #[test]
+    fn tombstones_merge_into_disjoint_intervals() {
+        let range = |start: &[u8], end: Option<&[u8]>| RangeMessage {
+            seq: 1,
+            range: KeyRange {
+                start: start.to_vec(),
+                end: end.map(<[u8]>::to_vec),
+            },
+        };
+        let covered = Covered::new(vec![
+            range(b"a", Some(b"c")),
+            range(b"b", Some(b"d")),
+            range(b"d", Some(b"e")),
+            range(b"g", Some(b"h")),
+            range(b"m", None),
+            range(b"n", Some(b"o")),
+        ]);
+        let intervals: Vec<(&[u8], Option<&[u8]>)> = covered
+            .intervals
+            .iter()
+            .map(|interval| (interval.start.as_slice(), interval.end.as_deref()))
+            .collect();
+        assert_eq!(
+            intervals,
+            vec![
+                (&b"a"[..], Some(&b"e"[..])),
+                (&b"g"[..], Some(&b"h"[..])),
+                (&b"m"[..], None)
+            ]
+        );
+        let entries: Vec<Entry> = [&b"a"[..], b"d", b"e", b"f", b"g", b"h", b"z"]
+            .iter()
+            .map(|key| Entry {
+                key: key.to_vec(),
+                value: ValueStored::Inline(thunderhead_disk::PageSlice::copy_from_slice(b"")),
+            })
+            .collect();
+        let base = Base::Borrowed(&entries);
+        let hidden: Vec<bool> = (0..entries.len())
+            .map(|index| covered.covers(&base, index))
+            .collect();
+        assert_eq!(hidden, vec![true, true, false, false, true, false, true]);
     }
 }

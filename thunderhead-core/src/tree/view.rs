@@ -273,31 +273,6 @@ impl<'a> BranchView<'a> {
         }
         Ok(())
     }
-
-    /// Copies the live journal messages for keys in `[low, high)` (all inside child
-    /// `index`) into `into`.
-    pub fn collect<S: PageStore>(
-        &self,
-        pager: &Pager<S>,
-        index: usize,
-        low: Option<&[u8]>,
-        high: Option<&[u8]>,
-        into: &mut Buffer,
-    ) -> Result<()> {
-        if let BranchView::Transient(branch) = self {
-            branch.buffer.copy_range_into(low, high, into);
-        }
-        let watermark = self.watermark(index);
-        for segment_index in 0..self.segment_count() {
-            let slot = self.segment(segment_index);
-            if slot.seq_max.get() <= watermark {
-                continue;
-            }
-            let segment = pager.load_segment(&slot)?;
-            segment_collect(&segment, watermark, low, high, into);
-        }
-        Ok(())
-    }
 }
 
 /// Offers the segment's messages about `key` newer than `watermark`.
@@ -334,16 +309,31 @@ pub(crate) fn segment_collect(
     into: &mut Buffer,
 ) {
     let first = low.map_or(0, |low| segment.lower_bound(low));
-    for index in first..segment.point_count() {
+    segment_collect_from(segment, watermark, first, low, high, into);
+}
+
+/// `segment_collect` with the first point message at or above `low` already known
+/// (`first`); returns the first at or above `high`, where the next range's messages begin.
+pub(crate) fn segment_collect_from(
+    segment: &SegmentPage,
+    watermark: u64,
+    first: usize,
+    low: Option<&[u8]>,
+    high: Option<&[u8]>,
+    into: &mut Buffer,
+) -> usize {
+    let mut index = first;
+    while index < segment.point_count() {
         if high.is_some_and(|high| segment.compare_point(index, high).is_ge()) {
             break;
         }
         if segment.point_seq(index) > watermark {
             into.insert_point(segment.point_key(index), segment.point_message(index));
         }
+        index += 1;
     }
-    for index in 0..segment.range_count() {
-        let message = segment.range_message(index);
+    for range in 0..segment.range_count() {
+        let message = segment.range_message(range);
         if message.seq > watermark
             && let Some(inside) = message.range.clip(low, high)
         {
@@ -353,4 +343,5 @@ pub(crate) fn segment_collect(
             });
         }
     }
+    index
 }
