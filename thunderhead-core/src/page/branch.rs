@@ -12,9 +12,12 @@
 //! segments; the page only says where they are and, per child, how far it has been
 //! flushed (the watermark) and how many journal bytes still wait for it.
 
+use std::sync::{Arc, OnceLock};
+
 use bytemuck::{Pod, Zeroable};
 use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksum};
 
+use super::SegmentKeys;
 use super::header::{FORMAT_VERSION, NodeHeader, PageKind, checked_header};
 use super::heads::{key_head, search_split};
 use super::{PageWriter, Reader};
@@ -163,6 +166,10 @@ pub(crate) struct BranchPage {
     pivot_offsets_at: usize,
     /// The pivot suffixes' heads, for routing.
     heads: Box<[u64]>,
+    /// What each journal segment may concern, kept once a lookup has loaded it: the
+    /// slot names the segment's checksum, so what it holds can never change under this
+    /// view. About a hundredth of the segments' bytes; not counted in the cache's budget.
+    segment_keys: Box<[OnceLock<Arc<SegmentKeys>>]>,
 }
 
 impl BranchPage {
@@ -201,6 +208,7 @@ impl BranchPage {
             local_prefix_end,
             pivot_offsets_at,
             heads: Box::default(),
+            segment_keys: (0..segment_count).map(|_| OnceLock::new()).collect(),
         };
         let mut heads = Vec::with_capacity(count - 1);
         let mut previous: Option<&[u8]> = None;
@@ -273,6 +281,16 @@ impl BranchPage {
     pub fn segment(&self, index: usize) -> SegmentSlot {
         let at = self.local_prefix_end + self.count * SLOT_BYTES + index * SEGMENT_SLOT_BYTES;
         bytemuck::pod_read_unaligned(&self.bytes[at..at + SEGMENT_SLOT_BYTES])
+    }
+
+    /// What segment `index` may concern, if a lookup has loaded it through this view.
+    pub fn segment_keys(&self, index: usize) -> Option<&Arc<SegmentKeys>> {
+        self.segment_keys[index].get()
+    }
+
+    /// Keeps what segment `index` (loaded for its slot) may concern.
+    pub fn keep_segment_keys(&self, index: usize, keys: &Arc<SegmentKeys>) {
+        let _ = self.segment_keys[index].set(keys.clone());
     }
 
     /// Stored suffix of pivot `index` (between child `index` and `index + 1`).

@@ -20,7 +20,8 @@ pub use overflow::OverflowRef;
 pub(crate) use overflow::{encode_overflow, overflow_page_count, validate_overflow};
 pub(crate) use reader::{PageWriter, Reader};
 pub(crate) use segment::{
-    SegmentPage, encode_segment, point_message_bytes, range_message_bytes, range_message_weight,
+    SegmentKeys, SegmentPage, encode_segment, point_message_bytes, range_message_bytes,
+    range_message_weight,
 };
 
 /// Value tag bytes.

@@ -13,6 +13,7 @@
 //! The extent is a whole number of pages; the checksum covers all of it.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksum};
@@ -206,8 +207,8 @@ pub(crate) struct SegmentPage {
     overflow_points: Vec<u32>,
     /// Which point keys the segment may hold, built while validating: a lookup on the
     /// read path asks every segment of every journal on its way down, and most of them
-    /// do not hold the key.
-    filter: KeyFilter,
+    /// do not hold the key. Shared, so that a branch's view can keep it (`SegmentKeys`).
+    keys: Arc<SegmentKeys>,
     /// The point keys' heads, for searches.
     heads: Box<[u64]>,
 }
@@ -242,7 +243,11 @@ impl SegmentPage {
             seq_max,
             overflow_points: Vec::new(),
             // Replaced by the filter built below once every key has validated.
-            filter: KeyFilter::empty(),
+            keys: Arc::new(SegmentKeys {
+                prefix: Box::default(),
+                filter: KeyFilter::empty(),
+                ranges: false,
+            }),
             heads: Box::default(),
         };
         let mut heads = Vec::with_capacity(point_count);
@@ -293,7 +298,11 @@ impl SegmentPage {
             }
         }
         segment.overflow_points = overflow_points;
-        segment.filter = filter;
+        segment.keys = Arc::new(SegmentKeys {
+            prefix: bytes[HEADER_BYTES..offsets_at].into(),
+            filter,
+            ranges: range_count > 0,
+        });
         segment.heads = heads.into();
         let mut previous_start: Option<&[u8]> = None;
         for index in 0..range_count {
@@ -346,7 +355,7 @@ impl SegmentPage {
 
     /// Bytes the view holds in memory: the extent, the key filter and the heads.
     pub fn memory_bytes(&self) -> usize {
-        self.bytes.len() + (self.filter.blocks.len() + self.heads.len()) * 8
+        self.bytes.len() + (self.keys.filter.blocks.len() + self.heads.len()) * 8
     }
 
     pub fn point_count(&self) -> usize {
@@ -416,8 +425,12 @@ impl SegmentPage {
     /// Binary search over point keys: `Ok(index)` if `key` has a message here.
     /// Whether a point message for `key` may be here: `false` means it certainly is not.
     pub fn may_hold(&self, key: &[u8]) -> bool {
-        let prefix = self.prefix();
-        key.starts_with(prefix) && self.filter.may_hold(&key[prefix.len()..])
+        self.keys.may_hold(key)
+    }
+
+    /// What a lookup needs to pass this segment by without loading it.
+    pub fn keys(&self) -> &Arc<SegmentKeys> {
+        &self.keys
     }
 
     pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
@@ -468,6 +481,30 @@ impl SegmentPage {
                 end: (head.end_bounded == 1).then(|| [self.prefix(), end].concat()),
             },
         }
+    }
+}
+
+/// What a lookup needs to know to pass a segment by: which point keys it may hold, and
+/// whether it holds range messages at all. A branch's view keeps its segments' (see
+/// `BranchPage::segment_keys`), so that a get asks the cache only for the segments that
+/// may concern its key, not for every segment of every journal on its way down.
+#[derive(Debug)]
+pub(crate) struct SegmentKeys {
+    prefix: Box<[u8]>,
+    filter: KeyFilter,
+    ranges: bool,
+}
+
+impl SegmentKeys {
+    /// Whether the segment may hold a point message about `key`.
+    fn may_hold(&self, key: &[u8]) -> bool {
+        key.starts_with(&self.prefix) && self.filter.may_hold(&key[self.prefix.len()..])
+    }
+
+    /// Whether the segment may hold a message about `key`: a point message for it, or
+    /// any range message (those are few, and checked one by one once loaded).
+    pub fn may_concern(&self, key: &[u8]) -> bool {
+        self.ranges || self.may_hold(key)
     }
 }
 

@@ -268,7 +268,21 @@ impl<'a> BranchView<'a> {
             if slot.seq_max.get() <= watermark || slot.seq_max.get() <= newest.seq() {
                 continue;
             }
+            // Most segments hold nothing about the key: the view's copy of their filters
+            // says so without a cache lookup per segment.
+            let stored = match self {
+                BranchView::Stored(page) => Some(page),
+                BranchView::Transient(_) => None,
+            };
+            if let Some(keys) = stored.and_then(|page| page.segment_keys(segment_index))
+                && !keys.may_concern(key)
+            {
+                continue;
+            }
             let segment = pager.load_segment(&slot)?;
+            if let Some(page) = stored {
+                page.keep_segment_keys(segment_index, segment.keys());
+            }
             segment_lookup(&segment, key, watermark, newest);
         }
         Ok(())
