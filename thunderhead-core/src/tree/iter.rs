@@ -286,23 +286,35 @@ impl<'a> LeafCursor<'a> {
         }
     }
 
-    /// The next visible position from the front. Each entry is compared with the next
-    /// point message as it passes: the comparison reads the line the key is then copied
-    /// from, where a binary search for each message's place read lines no one needed.
-    fn next_front(&mut self) -> Option<Pos> {
+    /// The next visible position from one end (`front` says which). Each entry is
+    /// compared with the end's next point message as it passes: the comparison reads the
+    /// line the key is then copied from, where a binary search for each message's place
+    /// read lines no one needed.
+    fn next(&mut self, front: bool) -> Option<Pos> {
         loop {
-            let entry = (self.front < self.back).then_some(self.front);
-            let point = (self.point_front < self.point_back).then_some(self.point_front);
+            let (entry, point) = if front {
+                (
+                    (self.front < self.back).then_some(self.front),
+                    (self.point_front < self.point_back).then_some(self.point_front),
+                )
+            } else {
+                (
+                    (self.back > self.front).then(|| self.back - 1),
+                    (self.point_back > self.point_front).then(|| self.point_back - 1),
+                )
+            };
             let pos = match (entry, point) {
                 (None, None) => return None,
                 (Some(entry), None) => Pos::Base(entry),
                 (None, Some(point)) => Pos::Point(point),
                 (Some(entry), Some(point)) => {
-                    match self.base.compare(entry, &self.points[point].0) {
+                    let order = self.base.compare(entry, &self.points[point].0);
+                    // Whichever comes first in this end's direction.
+                    match if front { order } else { order.reverse() } {
                         Ordering::Less => Pos::Base(entry),
                         // The message replaces or deletes the entry of its key.
                         Ordering::Equal => {
-                            self.front += 1;
+                            self.pass_entry(front);
                             Pos::Point(point)
                         }
                         Ordering::Greater => Pos::Point(point),
@@ -310,8 +322,9 @@ impl<'a> LeafCursor<'a> {
                 }
             };
             match pos {
-                Pos::Base(_) => self.front += 1,
-                Pos::Point(_) => self.point_front += 1,
+                Pos::Base(_) => self.pass_entry(front),
+                Pos::Point(_) if front => self.point_front += 1,
+                Pos::Point(_) => self.point_back -= 1,
             }
             if self.visible(pos) {
                 self.last = Some(pos);
@@ -320,34 +333,11 @@ impl<'a> LeafCursor<'a> {
         }
     }
 
-    /// The next visible position from the back; the mirror of `next_front`.
-    fn next_back(&mut self) -> Option<Pos> {
-        loop {
-            let entry = (self.back > self.front).then(|| self.back - 1);
-            let point = (self.point_back > self.point_front).then(|| self.point_back - 1);
-            let pos = match (entry, point) {
-                (None, None) => return None,
-                (Some(entry), None) => Pos::Base(entry),
-                (None, Some(point)) => Pos::Point(point),
-                (Some(entry), Some(point)) => {
-                    match self.base.compare(entry, &self.points[point].0) {
-                        Ordering::Greater => Pos::Base(entry),
-                        Ordering::Equal => {
-                            self.back -= 1;
-                            Pos::Point(point)
-                        }
-                        Ordering::Less => Pos::Point(point),
-                    }
-                }
-            };
-            match pos {
-                Pos::Base(_) => self.back -= 1,
-                Pos::Point(_) => self.point_back -= 1,
-            }
-            if self.visible(pos) {
-                self.last = Some(pos);
-                return Some(pos);
-            }
+    fn pass_entry(&mut self, front: bool) {
+        if front {
+            self.front += 1;
+        } else {
+            self.back -= 1;
         }
     }
 
@@ -567,11 +557,7 @@ impl<S: PageStore> Range<'_, S> {
                 (&mut self.back, &self.front)
             };
             if let Some(leaf) = &mut this.leaf
-                && let Some(pos) = if front {
-                    leaf.next_front()
-                } else {
-                    leaf.next_back()
-                }
+                && let Some(pos) = leaf.next(front)
             {
                 let key = leaf.key(pos);
                 // The ends have met once this one reaches the last key the other yielded.
