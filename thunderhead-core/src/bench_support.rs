@@ -79,7 +79,7 @@ pub fn encode_leaf_page(
         })
         .collect();
     (leaf_layout_bytes(&entries, implied_len) <= page_size)
-        .then(|| encode_leaf(&entries, implied_len, page_size))
+        .then(|| encode_leaf(&entries, implied_len, page_size).to_vec())
 }
 
 /// A leaf page, checksum verified and structure validated as the pager does on a cache
@@ -195,17 +195,20 @@ pub fn encode_branch_page(
             birth: 0.into(),
         })
         .collect();
-    Some(encode_branch(
-        &BranchContents {
-            level: 1,
-            implied_len,
-            seq_high: 0,
-            pivots,
-            children: &children,
-            segments: &[],
-        },
-        page_size,
-    ))
+    Some(
+        encode_branch(
+            &BranchContents {
+                level: 1,
+                implied_len,
+                seq_high: 0,
+                pivots,
+                children: &children,
+                segments: &[],
+            },
+            page_size,
+        )
+        .to_vec(),
+    )
 }
 
 /// A branch page, checksum verified and structure validated as the pager does on a

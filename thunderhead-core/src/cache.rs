@@ -314,10 +314,9 @@ mod tests {
     use super::*;
     use crate::node::Entry;
     use crate::page::encode_leaf;
-    use thunderhead_disk::PageBytes;
 
     fn leaf(id: u64) -> CachedPage {
-        let bytes = PageBytes::new(encode_leaf(&[] as &[Entry], 0, 4096));
+        let bytes = encode_leaf(&[] as &[Entry], 0, 4096);
         CachedPage::Leaf(Arc::new(LeafPage::parse(PageId(id), bytes).unwrap()))
     }
 

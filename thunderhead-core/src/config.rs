@@ -103,8 +103,9 @@ impl Default for Retention {
     }
 }
 
-/// Journal budget used when none is given: a quarter of a mebibyte per branch.
-pub const JOURNAL_BYTES_MAX_DEFAULT: usize = 256 * 1024;
+/// Journal budget used when none is given: half a mebibyte per branch (DESIGN.md §3.2
+/// says why).
+pub const JOURNAL_BYTES_MAX_DEFAULT: usize = 512 * 1024;
 /// Largest journal budget accepted: pending byte tallies are stored as 32-bit numbers.
 pub const JOURNAL_BYTES_MAX_LIMIT: usize = 1 << 30;
 /// Cache budget used when none is given: 1 GiB, as redb's. The cache fills only as pages

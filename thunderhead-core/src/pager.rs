@@ -197,8 +197,7 @@ impl<S: PageStore> Pager<S> {
     /// Writes a node or journal segment the writer just encoded (checksum `checksum`) and
     /// keeps its view in the cache: the next commit reads the root, its newest segment
     /// and the catalog again, and would otherwise read back and re-check what it wrote.
-    pub(crate) fn write_cached(&self, bytes: Vec<u8>, checksum: u32) -> Result<PageId> {
-        let bytes = PageBytes::new(bytes);
+    pub(crate) fn write_cached(&self, bytes: PageBytes, checksum: u32) -> Result<PageId> {
         let start = self.write_shared(bytes.clone())?;
         // Parsing what we encoded cannot fail; if it did, the page is simply not cached
         // and a later read reports it.

@@ -192,16 +192,18 @@ impl TreeMap {
                     regions.push(("child slot tallies", slot + 12..slot + 32));
                     children.push((u64_at(&bytes, slot), 1, slot + 8));
                 }
+                // Segment slots are 40 bytes (page, page count, checksum, used bytes,
+                // reserved, highest sequence number, birth).
                 for index in 0..segment_count {
-                    let slot = slots + 32 * (count + index);
-                    regions.push(("segment slot", slot..slot + 32));
+                    let slot = slots + 32 * count + 40 * index;
+                    regions.push(("segment slot", slot..slot + 40));
                     children.push((
                         u64_at(&bytes, slot),
                         u32_at(&bytes, slot + 8) as u32,
                         slot + 12,
                     ));
                 }
-                let pivots = slots + 32 * (count + segment_count);
+                let pivots = slots + 32 * count + 40 * segment_count;
                 regions.push(("pivot offsets", pivots..pivots + 2 * (count - 1)));
                 regions.push(("pivots", pivots + 2 * (count - 1)..used));
                 regions.push(("unused tail", used..PAGE_SIZE));

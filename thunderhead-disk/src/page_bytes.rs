@@ -16,7 +16,9 @@ impl PageBytes {
     /// before it is shared: a read or an encoding lands in its final buffer without a
     /// copy (turning a `Vec` into shared bytes would copy it).
     pub fn zeroed(len: usize) -> Self {
-        Self(std::iter::repeat_n(0u8, len).collect())
+        // One `memset` (bytemuck's zeroed allocation): collecting a run of zeros
+        // stored them a byte at a time, 9% of a batch commit's instructions.
+        Self(bytemuck::allocation::zeroed_arc_slice(len))
     }
 
     /// The bytes, mutably, while this is their only handle.

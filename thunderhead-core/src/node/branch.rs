@@ -36,6 +36,22 @@ impl Branch {
         self.pivots.partition_point(|pivot| pivot.as_slice() <= key)
     }
 
+    /// [`Branch::route`] for a key that routes to child `from` or beyond, as the next of
+    /// a sorted run of keys does: it gallops forward from `from`, so a run of `k` keys
+    /// over `n` children compares about `k log(n / k)` pivots instead of `k log n`.
+    pub fn route_from(&self, from: usize, key: &[u8]) -> usize {
+        let rest = &self.pivots[from.min(self.pivots.len())..];
+        let mut high = 1;
+        while high <= rest.len() && rest[high - 1].as_slice() <= key {
+            high *= 2;
+        }
+        let low = high / 2;
+        let high = high.min(rest.len());
+        let index = from + low + rest[low..high].partition_point(|pivot| pivot.as_slice() <= key);
+        debug_assert_eq!(index, self.route(key));
+        index
+    }
+
     /// Index of the child whose range holds the keys just below `key`.
     pub fn route_below(&self, key: &[u8]) -> usize {
         self.pivots.partition_point(|pivot| pivot.as_slice() < key)
@@ -96,15 +112,19 @@ impl Branch {
 
     /// Adds a point message to the journal.
     pub fn add_point(&mut self, key: Vec<u8>, message: PointMessage) {
-        self.seq_high = self.seq_high.max(message.seq);
         let index = self.route(&key);
+        self.add_routed_point(index, key, message);
+    }
+
+    /// [`Branch::add_point`] for a key the caller has routed to child `index`.
+    pub fn add_routed_point(&mut self, index: usize, key: Vec<u8>, message: PointMessage) {
+        self.seq_high = self.seq_high.max(message.seq);
         let displaced = self.buffer.insert_point(key, message);
-        self.children[index].pending_bytes += displaced.added_bytes as u64;
-        for (removed_key, bytes) in displaced.removed {
-            let child = self.route(&removed_key);
-            self.children[child].pending_bytes = self.children[child]
-                .pending_bytes
-                .saturating_sub(bytes as u64);
+        let child = &mut self.children[index];
+        child.pending_bytes += displaced.added_bytes as u64;
+        // A point displaces only an older message of its own key: the same child's.
+        for (_, bytes) in displaced.removed {
+            child.pending_bytes = child.pending_bytes.saturating_sub(bytes as u64);
         }
     }
 
@@ -128,8 +148,10 @@ impl Branch {
 
     /// Adds a batch that arrived from the parent.
     pub fn absorb(&mut self, batch: Buffer) {
+        let mut index = 0;
         for (key, message) in batch.points {
-            self.add_point(key, message);
+            index = self.route_from(index, &key);
+            self.add_routed_point(index, key, message);
         }
         for range in batch.ranges {
             self.add_range(range);
@@ -140,8 +162,10 @@ impl Branch {
     /// were reset and the segments counted).
     pub fn count_buffer(&mut self) {
         let mut tallies = vec![0u64; self.children.len()];
+        let mut index = 0;
         for (key, message) in &self.buffer.points {
-            tallies[self.route(key)] += point_message_bytes(key, message) as u64;
+            index = self.route_from(index, key);
+            tallies[index] += point_message_bytes(key, message) as u64;
         }
         for range in &self.buffer.ranges {
             let bytes = range_message_weight(&range.range) as u64;
@@ -152,5 +176,54 @@ impl Branch {
         for (child, tally) in self.children.iter_mut().zip(tallies) {
             child.pending_bytes += tally;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::StoredRef;
+    use thunderhead_disk::PageId;
+
+    fn branch(pivots: &[&[u8]]) -> Branch {
+        let child = || Child {
+            node: NodeRef::Stored(StoredRef {
+                page: PageId(1),
+                checksum: 0,
+                birth: 0,
+            }),
+            watermark: 0,
+            pending_bytes: 0,
+        };
+        Branch {
+            level: 1,
+            pivots: pivots.iter().map(|pivot| pivot.to_vec()).collect(),
+            children: (0..=pivots.len()).map(|_| child()).collect(),
+            buffer: Buffer::default(),
+            segments: Vec::new(),
+            seq_high: 0,
+        }
+    }
+
+    /// Galloping from any child at or before a key's own lands where a binary search
+    /// over all pivots does, on pivots and between them, at both ends.
+    #[test]
+    fn route_from_agrees_with_route() {
+        let pivots: Vec<Vec<u8>> = (1..40u8).map(|i| vec![i * 3]).collect();
+        let refs: Vec<&[u8]> = pivots.iter().map(Vec::as_slice).collect();
+        let branch = branch(&refs);
+        for key in 0..=130u8 {
+            let key = [key];
+            let expected = branch.route(&key);
+            for from in 0..=expected {
+                assert_eq!(
+                    branch.route_from(from, &key),
+                    expected,
+                    "key {key:?} from {from}"
+                );
+            }
+        }
+        let single = super::tests::branch(&[]);
+        assert_eq!(single.route_from(0, b"anything"), 0);
     }
 }

@@ -3,6 +3,7 @@
 //! messages on its way from a node to one of its children.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::ops::Bound;
 
 use super::message::{Newest, PointMessage, RangeMessage};
@@ -55,21 +56,22 @@ impl Buffer {
             };
         }
         let added_bytes = point_message_bytes(&key, &message);
-        match self.points.get_mut(&key) {
-            Some(existing) if existing.seq > message.seq => Displaced {
+        // One search, not a lookup and then an insert: this is the journal's hot path.
+        match self.points.entry(key) {
+            Entry::Occupied(existing) if existing.get().seq > message.seq => Displaced {
                 added_bytes: 0,
                 removed: Vec::new(),
             },
-            Some(existing) => {
-                let removed_bytes = point_message_bytes(&key, existing);
-                *existing = message;
+            Entry::Occupied(mut existing) => {
+                let removed_bytes = point_message_bytes(existing.key(), existing.get());
+                existing.insert(message);
                 Displaced {
                     added_bytes,
-                    removed: vec![(key, removed_bytes)],
+                    removed: vec![(existing.key().clone(), removed_bytes)],
                 }
             }
-            None => {
-                self.points.insert(key, message);
+            Entry::Vacant(vacant) => {
+                vacant.insert(message);
                 Displaced {
                     added_bytes,
                     removed: Vec::new(),

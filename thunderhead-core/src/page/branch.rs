@@ -97,7 +97,7 @@ pub(crate) struct BranchContents<'a> {
 }
 
 /// Encodes a branch page of exactly `page_size` bytes.
-pub(crate) fn encode_branch(contents: &BranchContents<'_>, page_size: usize) -> Vec<u8> {
+pub(crate) fn encode_branch(contents: &BranchContents<'_>, page_size: usize) -> PageBytes {
     let BranchContents {
         level,
         implied_len,
@@ -112,7 +112,8 @@ pub(crate) fn encode_branch(contents: &BranchContents<'_>, page_size: usize) -> 
         used <= page_size,
         "branch of {used} bytes does not fit a {page_size}-byte page"
     );
-    let mut page = vec![0u8; page_size];
+    let mut bytes = PageBytes::zeroed(page_size);
+    let page = bytes.get_mut().expect("a new buffer has one handle");
     let header = NodeHeader {
         kind: PageKind::Branch as u8,
         format: FORMAT_VERSION,
@@ -127,10 +128,7 @@ pub(crate) fn encode_branch(contents: &BranchContents<'_>, page_size: usize) -> 
         seq_high: Le64::new(seq_high),
         reserved: Le32::new(0),
     };
-    let mut writer = PageWriter {
-        page: &mut page,
-        at: 0,
-    };
+    let mut writer = PageWriter { page, at: 0 };
     writer.put(bytemuck::bytes_of(&header));
     if let Some(first) = pivots.first() {
         writer.put(&first[implied_len..implied_len + local_len]);
@@ -147,10 +145,9 @@ pub(crate) fn encode_branch(contents: &BranchContents<'_>, page_size: usize) -> 
         writer.put(&(suffix.len() as u16).to_le_bytes());
         writer.put(suffix);
     }
-    let at = writer.at;
-    debug_assert_eq!(at, used);
-    seal_checksum(&mut page);
-    page
+    debug_assert_eq!(writer.at, used);
+    seal_checksum(writer.page);
+    bytes
 }
 
 /// A validated branch page.

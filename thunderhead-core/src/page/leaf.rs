@@ -54,13 +54,15 @@ pub(crate) fn leaf_layout(entries: &[Entry], implied_len: usize) -> (usize, usiz
 /// Encodes a leaf page of exactly `page_size` bytes. The caller has checked that the
 /// entries fit (`leaf_layout`), that they are sorted, and that every key starts with the
 /// implied prefix.
-pub(crate) fn encode_leaf(entries: &[Entry], implied_len: usize, page_size: usize) -> Vec<u8> {
+pub(crate) fn encode_leaf(entries: &[Entry], implied_len: usize, page_size: usize) -> PageBytes {
     let (used, local_len) = leaf_layout(entries, implied_len);
     assert!(
         used <= page_size,
         "leaf of {used} bytes does not fit a {page_size}-byte page"
     );
-    let mut page = vec![0u8; page_size];
+    // Encoded in its final shared buffer: turning a `Vec` into `PageBytes` would copy it.
+    let mut bytes = PageBytes::zeroed(page_size);
+    let page = bytes.get_mut().expect("a new buffer has one handle");
     let header = NodeHeader {
         kind: PageKind::Leaf as u8,
         format: FORMAT_VERSION,
@@ -110,8 +112,8 @@ pub(crate) fn encode_leaf(entries: &[Entry], implied_len: usize, page_size: usiz
         at += value_bytes;
     }
     debug_assert_eq!(at, used);
-    seal_checksum(&mut page);
-    page
+    seal_checksum(page);
+    bytes
 }
 
 /// A validated leaf page. Every offset was checked when the view was built.

@@ -87,7 +87,7 @@ pub(crate) fn encode_segment<'a>(
     points: impl Iterator<Item = (&'a [u8], &'a PointMessage)> + Clone,
     ranges: &[RangeMessage],
     page_size: usize,
-) -> (Vec<u8>, u32, usize) {
+) -> (PageBytes, u32, usize) {
     let mut prefix: Option<&[u8]> = None;
     let mut narrow = |key: &'a [u8]| {
         prefix = Some(match prefix {
@@ -123,7 +123,8 @@ pub(crate) fn encode_segment<'a>(
         .count();
     let used = HEADER_BYTES + prefix.len() + body - (message_count + bounded_ends) * prefix.len();
     let size = used.div_ceil(page_size).max(1) * page_size;
-    let mut bytes = vec![0u8; size];
+    let mut bytes = PageBytes::zeroed(size);
+    let page = bytes.get_mut().expect("a new buffer has one handle");
     let header = SegmentHeader {
         kind: PageKind::Segment as u8,
         format: FORMAT_VERSION,
@@ -136,10 +137,7 @@ pub(crate) fn encode_segment<'a>(
         reserved1: Le16::new(0),
         seq_max: Le64::new(seq_max),
     };
-    let mut writer = PageWriter {
-        page: &mut bytes,
-        at: 0,
-    };
+    let mut writer = PageWriter { page, at: 0 };
     writer.put(bytemuck::bytes_of(&header));
     writer.put(&prefix);
     let cut = prefix.len();
@@ -189,7 +187,7 @@ pub(crate) fn encode_segment<'a>(
         writer.put(end);
     }
     debug_assert_eq!(writer.at, used);
-    let checksum = seal_checksum(&mut bytes);
+    let checksum = seal_checksum(writer.page);
     (bytes, checksum, used)
 }
 

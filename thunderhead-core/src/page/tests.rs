@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use thunderhead_disk::{PageBytes, PageId, PageSlice, seal_checksum};
+use thunderhead_disk::{PageId, PageSlice, seal_checksum};
 
 use super::*;
 use crate::key::KeyRange;
@@ -59,7 +59,7 @@ proptest! {
             .collect();
         let bytes = encode_leaf(&entries, implied.len(), 4096);
         prop_assert_eq!(crate::testing::check_leaf_bytes(&bytes).unwrap(), entries.len());
-        let page = LeafPage::parse(PageId(1), PageBytes::new(bytes)).unwrap();
+        let page = LeafPage::parse(PageId(1), bytes).unwrap();
         prop_assert_eq!(page.implied_len(), implied.len());
         let mut key = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
@@ -98,7 +98,7 @@ proptest! {
         }];
         let contents = BranchContents { level: 2, implied_len: implied.len(), seq_high: 1000, pivots: &pivots, children: &children, segments: &segments };
         let bytes = encode_branch(&contents, 4096);
-        let page = BranchPage::parse(PageId(1), PageBytes::new(bytes)).unwrap();
+        let page = BranchPage::parse(PageId(1), bytes).unwrap();
         prop_assert_eq!(page.len(), children.len());
         prop_assert_eq!(page.level(), 2);
         prop_assert_eq!(page.seq_high(), 1000);
@@ -143,7 +143,7 @@ proptest! {
         prop_assert_eq!(bytes.len() % 4096, 0);
         prop_assert!(used <= bytes.len());
         prop_assert_eq!(verify_checksum(PageId(1), &bytes).unwrap(), checksum);
-        let segment = SegmentPage::parse(PageId(1), PageBytes::new(bytes)).unwrap();
+        let segment = SegmentPage::parse(PageId(1), bytes).unwrap();
         prop_assert_eq!(segment.point_count(), points.len());
         for (index, (key, message)) in points.iter().enumerate() {
             prop_assert_eq!(&segment.point_key(index), key);
@@ -230,7 +230,7 @@ fn mutated_valid_pages_never_panic() {
         4096,
     );
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    for page in [leaf, branch, segment] {
+    for page in [leaf.to_vec(), branch.to_vec(), segment.to_vec()] {
         let used = 1200.min(page.len());
         for offset in 0..used {
             for _ in 0..3 {

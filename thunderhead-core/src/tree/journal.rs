@@ -80,16 +80,17 @@ pub(crate) fn materialize<S: PageStore>(
         let segment = pager.load_segment(slot)?;
         // Its messages move to the buffer: a segment this writer wrote is garbage now.
         pager.discard(segment_extent(slot), None);
+        let mut child = 0;
         for index in 0..segment.point_count() {
             let key = segment.point_key(index);
-            let child = branch.route(&key);
+            child = branch.route_from(child, &key);
             if segment.point_seq(index) <= branch.children[child].watermark {
                 continue;
             }
             let message = segment.point_message(index);
             let bytes = point_message_bytes(&key, &message) as u64;
             uncount(branch, child, bytes);
-            branch.add_point(key, message);
+            branch.add_routed_point(child, key, message);
         }
         for index in 0..segment.range_count() {
             let message = segment.range_message(index);
@@ -145,9 +146,10 @@ pub(crate) fn segment_tallies<S: PageStore>(pager: &Pager<S>, branch: &Branch) -
     let mut tallies = vec![0u64; branch.children.len()];
     for slot in &branch.segments {
         let segment = pager.load_segment(slot)?;
+        let mut child = 0;
         for index in 0..segment.point_count() {
             let key = segment.point_key(index);
-            let child = branch.route(&key);
+            child = branch.route_from(child, &key);
             if segment.point_seq(index) > branch.children[child].watermark {
                 tallies[child] += point_message_bytes(&key, &segment.point_message(index)) as u64;
             }
@@ -194,13 +196,15 @@ pub(crate) fn compact_journal<S: PageStore>(pager: &Pager<S>, branch: &mut Branc
     {
         materialize(pager, branch, usize::MAX)?;
     } else if !branch.buffer.is_empty() {
-        // Merge newer segments that are small beside what is being written: sizes then
-        // grow geometrically down the chain, like a binary counter.
+        // Merge newer segments no larger than what is being written: sizes then double
+        // down the chain, like a binary counter. Merging those up to twice its size
+        // rewrote most of a journal every other commit (a third more segment bytes
+        // written in the batch benchmark).
         let mut merged_bytes = branch.buffer.bytes();
         let mut count = 0;
         while let Some(slot) = branch.segments.get(count) {
             let used = slot.used_bytes.get() as usize;
-            if used > (2 * merged_bytes).max(limits.page_size_bytes) {
+            if used > merged_bytes.max(limits.page_size_bytes) {
                 break;
             }
             merged_bytes += used;
