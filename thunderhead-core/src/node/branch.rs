@@ -123,9 +123,9 @@ impl Branch {
         let child = &mut self.children[index];
         child.pending_bytes += displaced.added_bytes as u64;
         // A point displaces only an older message of its own key: the same child's.
-        for (_, bytes) in displaced.removed {
-            child.pending_bytes = child.pending_bytes.saturating_sub(bytes as u64);
-        }
+        child.pending_bytes = child
+            .pending_bytes
+            .saturating_sub(displaced.removed_bytes as u64);
     }
 
     /// Adds a range tombstone to the journal. Its bytes count against every child it
@@ -134,11 +134,11 @@ impl Branch {
         self.seq_high = self.seq_high.max(message.seq);
         let overlapping = self.overlapping(&message.range);
         let bytes = range_message_weight(&message.range) as u64;
-        let displaced = self.buffer.insert_range(message);
+        let removed = self.buffer.insert_range(message);
         for index in overlapping {
             self.children[index].pending_bytes += bytes;
         }
-        for (removed_key, bytes) in displaced.removed {
+        for (removed_key, bytes) in removed {
             let child = self.route(&removed_key);
             self.children[child].pending_bytes = self.children[child]
                 .pending_bytes
@@ -211,19 +211,19 @@ mod tests {
     fn route_from_agrees_with_route() {
         let pivots: Vec<Vec<u8>> = (1..40u8).map(|i| vec![i * 3]).collect();
         let refs: Vec<&[u8]> = pivots.iter().map(Vec::as_slice).collect();
-        let branch = branch(&refs);
+        let many = branch(&refs);
         for key in 0..=130u8 {
             let key = [key];
-            let expected = branch.route(&key);
+            let expected = many.route(&key);
             for from in 0..=expected {
                 assert_eq!(
-                    branch.route_from(from, &key),
+                    many.route_from(from, &key),
                     expected,
                     "key {key:?} from {from}"
                 );
             }
         }
-        let single = super::tests::branch(&[]);
+        let single = branch(&[]);
         assert_eq!(single.route_from(0, b"anything"), 0);
     }
 }

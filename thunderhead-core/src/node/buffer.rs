@@ -17,12 +17,13 @@ pub(crate) struct Buffer {
     pub ranges: Vec<RangeMessage>,
 }
 
-/// What an insertion did to the buffer's accounted bytes.
-pub(crate) struct Displaced {
+/// What a point insertion did to the buffer's accounted bytes. A point displaces at most
+/// the older message of its own key, so its caller already knows where that one was.
+pub(crate) struct PointDisplaced {
     /// Bytes of the message that went in (0 if it was older than what was there).
     pub added_bytes: usize,
-    /// Point messages pushed out, with their keys, for per-child accounting.
-    pub removed: Vec<(Vec<u8>, usize)>,
+    /// Bytes of the older message it replaced (0 if none).
+    pub removed_bytes: usize,
 }
 
 impl Buffer {
@@ -44,44 +45,43 @@ impl Buffer {
     }
 
     /// Adds a point message unless something newer already decides its key.
-    pub fn insert_point(&mut self, key: Vec<u8>, message: PointMessage) -> Displaced {
+    pub fn insert_point(&mut self, key: Vec<u8>, message: PointMessage) -> PointDisplaced {
+        const NOTHING: PointDisplaced = PointDisplaced {
+            added_bytes: 0,
+            removed_bytes: 0,
+        };
         let covered = self
             .ranges
             .iter()
             .any(|range| range.seq > message.seq && range.range.contains(&key));
         if covered {
-            return Displaced {
-                added_bytes: 0,
-                removed: Vec::new(),
-            };
+            return NOTHING;
         }
         let added_bytes = point_message_bytes(&key, &message);
         // One search, not a lookup and then an insert: this is the journal's hot path.
         match self.points.entry(key) {
-            Entry::Occupied(existing) if existing.get().seq > message.seq => Displaced {
-                added_bytes: 0,
-                removed: Vec::new(),
-            },
+            Entry::Occupied(existing) if existing.get().seq > message.seq => NOTHING,
             Entry::Occupied(mut existing) => {
                 let removed_bytes = point_message_bytes(existing.key(), existing.get());
                 existing.insert(message);
-                Displaced {
+                PointDisplaced {
                     added_bytes,
-                    removed: vec![(existing.key().clone(), removed_bytes)],
+                    removed_bytes,
                 }
             }
             Entry::Vacant(vacant) => {
                 vacant.insert(message);
-                Displaced {
+                PointDisplaced {
                     added_bytes,
-                    removed: Vec::new(),
+                    removed_bytes: 0,
                 }
             }
         }
     }
 
-    /// Adds a range tombstone, dropping the older point messages it covers.
-    pub fn insert_range(&mut self, message: RangeMessage) -> Displaced {
+    /// Adds a range tombstone, dropping the older point messages it covers. Returns those,
+    /// with their keys and bytes, for per-child accounting.
+    pub fn insert_range(&mut self, message: RangeMessage) -> Vec<(Vec<u8>, usize)> {
         let lower = Bound::Included(message.range.start.clone());
         let upper = message
             .range
@@ -96,15 +96,11 @@ impl Buffer {
                 (key, bytes)
             })
             .collect();
-        let added_bytes = range_message_bytes(&message.range);
         let at = self
             .ranges
             .partition_point(|range| range.range.start <= message.range.start);
         self.ranges.insert(at, message);
-        Displaced {
-            added_bytes,
-            removed,
-        }
+        removed
     }
 
     /// Moves every message of `other` in, newest winning. Points go first so that the
@@ -253,8 +249,11 @@ mod tests {
         let mut buffer = Buffer::default();
         buffer.insert_point(b"b".to_vec(), put(5));
         buffer.insert_point(b"c".to_vec(), put(9));
-        let displaced = buffer.insert_range(range_message(7, b"a", Some(b"z")));
-        assert_eq!(displaced.removed.len(), 1);
+        let replaced = buffer.insert_point(b"b".to_vec(), put(6));
+        let one = point_message_bytes(b"b", &put(6));
+        assert_eq!((replaced.added_bytes, replaced.removed_bytes), (one, one));
+        let removed = buffer.insert_range(range_message(7, b"a", Some(b"z")));
+        assert_eq!(removed, vec![(b"b".to_vec(), one)]);
         assert_eq!(buffer.put_keys(), vec![b"c".to_vec()]);
         // An older point under a newer range is not stored at all.
         assert_eq!(buffer.insert_point(b"d".to_vec(), put(6)).added_bytes, 0);
