@@ -12,14 +12,14 @@
 //! segments; the page only says where they are and, per child, how far it has been
 //! flushed (the watermark) and how many journal bytes still wait for it.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use bytemuck::{Pod, Zeroable};
 use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksum};
 
-use super::SegmentKeys;
 use super::header::{FORMAT_VERSION, NodeHeader, PageKind, checked_header};
 use super::heads::{key_head, search_split};
+use super::{KeyHash, SegmentKeys};
 use super::{PageWriter, Reader};
 
 const HEADER_BYTES: usize = std::mem::size_of::<NodeHeader>();
@@ -166,7 +166,7 @@ pub(crate) struct BranchPage {
     /// What each journal segment may concern, kept once a lookup has loaded it: the
     /// slot names the segment's checksum, so what it holds can never change under this
     /// view. About a hundredth of the segments' bytes; not counted in the cache's budget.
-    segment_keys: Box<[OnceLock<Arc<SegmentKeys>>]>,
+    segment_keys: Box<[OnceLock<SegmentKeys>]>,
 }
 
 impl BranchPage {
@@ -280,13 +280,22 @@ impl BranchPage {
         bytemuck::pod_read_unaligned(&self.bytes[at..at + SEGMENT_SLOT_BYTES])
     }
 
-    /// What segment `index` may concern, if a lookup has loaded it through this view.
-    pub fn segment_keys(&self, index: usize) -> Option<&Arc<SegmentKeys>> {
-        self.segment_keys[index].get()
+    /// Which of the first 64 segments may concern the key of `hash`, a bit each: those
+    /// whose filter this view has kept and passes the key, and those whose filter it has
+    /// not kept. The filters are separate allocations, so each probe is likely a cache
+    /// miss; this loop only loads and combines, with no branch on what it loads, so the
+    /// processor has every probe in flight at once instead of one after another.
+    pub fn segments_concerning(&self, hash: KeyHash) -> u64 {
+        let mut candidates = 0;
+        for (index, keys) in self.segment_keys.iter().take(64).enumerate() {
+            let concerns = keys.get().is_none_or(|keys| keys.may_concern(hash));
+            candidates |= u64::from(concerns) << index;
+        }
+        candidates
     }
 
     /// Keeps what segment `index` (loaded for its slot) may concern.
-    pub fn keep_segment_keys(&self, index: usize, keys: &Arc<SegmentKeys>) {
+    pub fn keep_segment_keys(&self, index: usize, keys: &SegmentKeys) {
         let _ = self.segment_keys[index].set(keys.clone());
     }
 

@@ -20,7 +20,7 @@ pub use overflow::OverflowRef;
 pub(crate) use overflow::{encode_overflow, overflow_page_count, validate_overflow};
 pub(crate) use reader::{PageWriter, Reader};
 pub(crate) use segment::{
-    SegmentKeys, SegmentPage, encode_segment, point_message_bytes, range_message_bytes,
+    KeyHash, SegmentKeys, SegmentPage, encode_segment, point_message_bytes, range_message_bytes,
     range_message_weight,
 };
 

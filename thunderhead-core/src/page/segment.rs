@@ -206,7 +206,7 @@ pub(crate) struct SegmentPage {
     /// Which point keys the segment may hold, built while validating: a lookup on the
     /// read path asks every segment of every journal on its way down, and most of them
     /// do not hold the key. Shared, so that a branch's view can keep it (`SegmentKeys`).
-    keys: Arc<SegmentKeys>,
+    keys: SegmentKeys,
     /// The point keys' heads, for searches.
     heads: Box<[u64]>,
 }
@@ -241,16 +241,17 @@ impl SegmentPage {
             seq_max,
             overflow_points: Vec::new(),
             // Replaced by the filter built below once every key has validated.
-            keys: Arc::new(SegmentKeys {
-                prefix: Box::default(),
+            keys: SegmentKeys {
                 filter: KeyFilter::empty(),
                 ranges: false,
-            }),
+            },
             heads: Box::default(),
         };
         let mut heads = Vec::with_capacity(point_count);
         let mut overflow_points = Vec::new();
         let mut filter = KeyFilter::with_capacity(point_count);
+        let prefix = &bytes[HEADER_BYTES..offsets_at];
+        let mut key = prefix.to_vec();
         let mut previous: Option<&[u8]> = None;
         for index in 0..point_count {
             let at = segment.offset(&reader, index)?;
@@ -290,17 +291,18 @@ impl SegmentPage {
             }
             previous = Some(suffix);
             heads.push(key_head(suffix));
-            filter.insert(suffix);
+            key.truncate(prefix.len());
+            key.extend_from_slice(suffix);
+            filter.insert(KeyHash::of(&key));
             if head.op == OP_PUT && head.value_tag == VALUE_OVERFLOW {
                 overflow_points.push(index as u32);
             }
         }
         segment.overflow_points = overflow_points;
-        segment.keys = Arc::new(SegmentKeys {
-            prefix: bytes[HEADER_BYTES..offsets_at].into(),
-            filter,
+        segment.keys = SegmentKeys {
+            filter: filter.freeze(),
             ranges: range_count > 0,
-        });
+        };
         segment.heads = heads.into();
         let mut previous_start: Option<&[u8]> = None;
         for index in 0..range_count {
@@ -353,7 +355,7 @@ impl SegmentPage {
 
     /// Bytes the view holds in memory: the extent, the key filter and the heads.
     pub fn memory_bytes(&self) -> usize {
-        self.bytes.len() + (self.keys.filter.blocks.len() + self.heads.len()) * 8
+        self.bytes.len() + self.keys.filter_bytes() + self.heads.len() * 8
     }
 
     pub fn point_count(&self) -> usize {
@@ -420,17 +422,18 @@ impl SegmentPage {
         })
     }
 
-    /// Binary search over point keys: `Ok(index)` if `key` has a message here.
-    /// Whether a point message for `key` may be here: `false` means it certainly is not.
-    pub fn may_hold(&self, key: &[u8]) -> bool {
-        self.keys.may_hold(key)
+    /// Whether a point message for the key of `hash` may be here: `false` means it
+    /// certainly is not.
+    pub fn may_hold(&self, hash: KeyHash) -> bool {
+        self.keys.filter.may_hold(hash)
     }
 
     /// What a lookup needs to pass this segment by without loading it.
-    pub fn keys(&self) -> &Arc<SegmentKeys> {
+    pub fn keys(&self) -> &SegmentKeys {
         &self.keys
     }
 
+    /// Binary search over point keys: `Ok(index)` if `key` has a message here.
     pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
         search_split(self.prefix(), key, &self.heads, |index| {
             self.point_suffix(index)
@@ -485,77 +488,106 @@ impl SegmentPage {
 /// What a lookup needs to know to pass a segment by: which point keys it may hold, and
 /// whether it holds range messages at all. A branch's view keeps its segments' (see
 /// `BranchPage::segment_keys`), so that a get asks the cache only for the segments that
-/// may concern its key, not for every segment of every journal on its way down.
-#[derive(Debug)]
+/// may concern its key, not for every segment of every journal on its way down. Cloning
+/// shares the filter.
+#[derive(Clone, Debug)]
 pub(crate) struct SegmentKeys {
-    prefix: Box<[u8]>,
     filter: KeyFilter,
     ranges: bool,
 }
 
 impl SegmentKeys {
-    /// Whether the segment may hold a point message about `key`.
-    fn may_hold(&self, key: &[u8]) -> bool {
-        key.starts_with(&self.prefix) && self.filter.may_hold(&key[self.prefix.len()..])
+    /// Whether the segment may hold a message about the key of `hash`: a point message
+    /// for it, or any range message (those are few, and checked one by one once loaded).
+    #[inline]
+    pub fn may_concern(&self, hash: KeyHash) -> bool {
+        // `|`, not `||`: no branch between the probe and its use (see
+        // `BranchPage::segments_concerning`).
+        self.ranges | self.filter.may_hold(hash)
     }
 
-    /// Whether the segment may hold a message about `key`: a point message for it, or
-    /// any range message (those are few, and checked one by one once loaded).
-    pub fn may_concern(&self, key: &[u8]) -> bool {
-        self.ranges || self.may_hold(key)
+    /// Bytes the filter holds.
+    fn filter_bytes(&self) -> usize {
+        self.filter.blocks.len() * 8
     }
 }
 
-/// A blocked Bloom filter over a segment's point keys (their suffixes after the segment
-/// prefix): about ten bits a key in 64-bit blocks, four bits a key in one block, so a
-/// probe touches one word. Around 2% of absent keys pass; they pay the binary search
-/// they paid before the filter existed. It lives only in memory, rebuilt when a page is
-/// parsed, so the file format does not carry it.
-#[derive(Debug)]
+/// A key's hash for the segment filters. Filters hash whole keys, not the suffixes a
+/// segment stores, so a lookup hashes its key once and probes every segment on its way
+/// with that; hashing per segment cost more than the probes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyHash(u64);
+
+impl KeyHash {
+    pub fn of(key: &[u8]) -> Self {
+        Self(key_hash(key))
+    }
+
+    /// The block a key falls in (of `blocks`, a power of two) and the bits it sets there.
+    fn probe(self, blocks: usize) -> (usize, u64) {
+        let block = (self.0 as usize) & (blocks - 1);
+        let mut bits = 0u64;
+        for probe in 0..KeyFilter::PROBES {
+            bits |= 1 << ((self.0 >> (32 + 6 * probe)) & 63);
+        }
+        (block, bits)
+    }
+}
+
+/// A blocked Bloom filter over a segment's point keys: about ten bits a key in 64-bit
+/// blocks, four bits a key in one block, so a probe touches one word. Around 2% of
+/// absent keys pass; they pay the binary search they paid before the filter existed. It
+/// lives only in memory, rebuilt when a page is parsed, so the file format does not carry
+/// it. The blocks sit behind one shared pointer, so a branch's view that keeps the filter
+/// reaches a block in one step from its own slot.
+#[derive(Clone, Debug)]
 struct KeyFilter {
-    blocks: Box<[u64]>,
+    blocks: Arc<[u64]>,
+}
+
+/// A filter being built.
+struct KeyFilterBuilder {
+    blocks: Vec<u64>,
 }
 
 impl KeyFilter {
     const BITS_PER_KEY: usize = 10;
     const PROBES: u32 = 4;
 
-    /// A placeholder that allocates nothing; it must not be probed.
+    /// A placeholder that must not be probed.
     fn empty() -> Self {
         Self {
-            blocks: Box::default(),
+            blocks: Arc::new([]),
         }
     }
 
-    fn with_capacity(keys: usize) -> Self {
+    fn with_capacity(keys: usize) -> KeyFilterBuilder {
         let blocks = (keys * Self::BITS_PER_KEY)
             .div_ceil(64)
             .max(1)
             .next_power_of_two();
-        Self {
-            blocks: vec![0; blocks].into_boxed_slice(),
+        KeyFilterBuilder {
+            blocks: vec![0; blocks],
         }
     }
 
-    /// The block a key falls in and the bits it sets there.
-    fn probe(&self, suffix: &[u8]) -> (usize, u64) {
-        let hash = key_hash(suffix);
-        let block = (hash as usize) & (self.blocks.len() - 1);
-        let mut bits = 0u64;
-        for probe in 0..Self::PROBES {
-            bits |= 1 << ((hash >> (32 + 6 * probe)) & 63);
-        }
-        (block, bits)
+    #[inline]
+    fn may_hold(&self, hash: KeyHash) -> bool {
+        let (block, bits) = hash.probe(self.blocks.len());
+        self.blocks[block] & bits == bits
     }
+}
 
-    fn insert(&mut self, suffix: &[u8]) {
-        let (block, bits) = self.probe(suffix);
+impl KeyFilterBuilder {
+    fn insert(&mut self, hash: KeyHash) {
+        let (block, bits) = hash.probe(self.blocks.len());
         self.blocks[block] |= bits;
     }
 
-    fn may_hold(&self, suffix: &[u8]) -> bool {
-        let (block, bits) = self.probe(suffix);
-        self.blocks[block] & bits == bits
+    fn freeze(self) -> KeyFilter {
+        KeyFilter {
+            blocks: self.blocks.into(),
+        }
     }
 }
 
@@ -604,15 +636,16 @@ mod tests {
                 })
                 .collect();
             for key in &held {
-                filter.insert(key);
+                filter.insert(KeyHash::of(key));
             }
-            assert!(held.iter().all(|key| filter.may_hold(key)));
+            let filter = filter.freeze();
+            assert!(held.iter().all(|key| filter.may_hold(KeyHash::of(key))));
             let trials = 20_000;
             let passed = (0..trials)
                 .filter(|_| {
                     let mut key = [0u8; 20];
                     rng.fill(&mut key);
-                    filter.may_hold(&key)
+                    filter.may_hold(KeyHash::of(&key))
                 })
                 .count();
             assert!(

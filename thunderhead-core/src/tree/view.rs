@@ -11,7 +11,7 @@ use crate::key::compare_split;
 use crate::node::{
     Branch, Buffer, Entry, Fences, Leaf, Newest, Node, NodeRef, RangeMessage, StoredRef,
 };
-use crate::page::{BranchPage, LeafPage, SegmentPage, SegmentSlot};
+use crate::page::{BranchPage, KeyHash, LeafPage, SegmentPage, SegmentSlot};
 use crate::pager::{LoadedNode, Pager};
 use crate::value::ValueStored;
 
@@ -263,27 +263,27 @@ impl<'a> BranchView<'a> {
             branch.buffer.lookup(key, newest);
         }
         let watermark = self.watermark(index);
+        let hash = KeyHash::of(key);
+        let stored = match self {
+            BranchView::Stored(page) => Some(page),
+            BranchView::Transient(_) => None,
+        };
+        // Most segments hold nothing about the key: the view's copy of their filters says
+        // so without a cache lookup per segment.
+        let candidates = stored.map_or(u64::MAX, |page| page.segments_concerning(hash));
         for segment_index in 0..self.segment_count() {
-            let slot = self.segment(segment_index);
-            if slot.seq_max.get() <= watermark || slot.seq_max.get() <= newest.seq() {
+            if segment_index < 64 && candidates & (1 << segment_index) == 0 {
                 continue;
             }
-            // Most segments hold nothing about the key: the view's copy of their filters
-            // says so without a cache lookup per segment.
-            let stored = match self {
-                BranchView::Stored(page) => Some(page),
-                BranchView::Transient(_) => None,
-            };
-            if let Some(keys) = stored.and_then(|page| page.segment_keys(segment_index))
-                && !keys.may_concern(key)
-            {
+            let slot = self.segment(segment_index);
+            if slot.seq_max.get() <= watermark || slot.seq_max.get() <= newest.seq() {
                 continue;
             }
             let segment = pager.load_segment(&slot)?;
             if let Some(page) = stored {
                 page.keep_segment_keys(segment_index, segment.keys());
             }
-            segment_lookup(&segment, key, watermark, newest);
+            segment_lookup(&segment, key, hash, watermark, newest);
         }
         Ok(())
     }
@@ -293,10 +293,11 @@ impl<'a> BranchView<'a> {
 pub(crate) fn segment_lookup(
     segment: &SegmentPage,
     key: &[u8],
+    hash: KeyHash,
     watermark: u64,
     newest: &mut Newest,
 ) {
-    if segment.may_hold(key)
+    if segment.may_hold(hash)
         && let Ok(index) = segment.search(key)
         && segment.point_seq(index) > watermark
     {
