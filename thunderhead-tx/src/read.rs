@@ -178,7 +178,12 @@ impl<'t, S: PageStore> ReadTree<'t, S> {
     /// # Ok::<(), thunderhead_tx::Error>(())
     /// ```
     pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
-        let key = [self.prefix.as_slice(), key].concat();
+        // Most trees are read without a prefix view: no copy of the key then.
+        let key = if self.prefix.is_empty() {
+            std::borrow::Cow::Borrowed(key)
+        } else {
+            std::borrow::Cow::Owned([self.prefix.as_slice(), key].concat())
+        };
         // As for writes: a key no tree can hold is a mistake worth reporting.
         let max = self.snapshot.pager().limits().key_bytes_max;
         if key.len() > max {
