@@ -9,7 +9,9 @@ use std::sync::Arc;
 use thunderhead_disk::PageId;
 
 use crate::page::{BranchPage, LeafPage, SegmentPage};
-use crate::sync::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+
+use crate::sync::{AtomicBool, AtomicU64, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// What the cache holds: a handle the cache can tell is still in use elsewhere. The
 /// cache is generic over it so that the loom model (`tests/loom_cache.rs`) can run the
@@ -42,7 +44,8 @@ struct Slot<T> {
     checksum: u32,
     item: T,
     bytes: usize,
-    referenced: bool,
+    /// CLOCK's bit: set by a hit under the shared lock, so it is atomic.
+    referenced: AtomicBool,
 }
 
 /// Hashes a page number with one multiply (Fibonacci hashing). Every lookup on the read
@@ -76,8 +79,6 @@ struct ClockState<T> {
     slots: Vec<Slot<T>>,
     hand: usize,
     bytes: usize,
-    hits: u64,
-    misses: u64,
 }
 
 /// Counters of the cache.
@@ -158,54 +159,73 @@ impl PageCache {
     }
 }
 
-/// One shard: a CLOCK over the pages whose numbers hash to it.
+/// One shard: a CLOCK over the pages whose numbers hash to it. A hit takes the shard's
+/// lock shared, so readers never wait for each other: with one reader thread more than
+/// cores, a reader preempted while holding an exclusive lock stalled every other reader of
+/// the shard (the root's shard is on every get's path).
 pub struct Shard<T> {
     bytes_max: usize,
-    state: Mutex<ClockState<T>>,
+    state: RwLock<ClockState<T>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl<T: Pinnable> Shard<T> {
     pub fn new(bytes_max: usize) -> Self {
         Self {
             bytes_max,
-            state: Mutex::new(ClockState {
+            state: RwLock::new(ClockState {
                 index: HashMap::default(),
                 slots: Vec::new(),
                 hand: 0,
                 bytes: 0,
-                hits: 0,
-                misses: 0,
             }),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ClockState<T>> {
-        // Every update below leaves the state consistent before it can panic.
+    // Every update below leaves the state consistent before it can panic, so a poisoned
+    // lock's state is sound.
+    fn read(&self) -> RwLockReadGuard<'_, ClockState<T>> {
         self.state
-            .lock()
+            .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, ClockState<T>> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The cached page, if it is there and was validated against the same checksum.
     pub fn get(&self, page: PageId, checksum: u32) -> Option<T> {
-        let mut state = self.lock();
+        let state = self.read();
         let Some(&slot_index) = state.index.get(&page) else {
-            state.misses += 1;
+            self.miss();
             return None;
         };
-        let slot = &mut state.slots[slot_index];
+        let slot = &state.slots[slot_index];
         if slot.checksum != checksum {
-            state.misses += 1;
+            self.miss();
             return None;
         }
-        slot.referenced = true;
+        // Read before written: a hot page's line is then not dirtied by every hit.
+        if !slot.referenced.load(Ordering::Relaxed) {
+            slot.referenced.store(true, Ordering::Relaxed);
+        }
         let item = slot.item.clone();
-        state.hits += 1;
+        self.hits.fetch_add(1, Ordering::Relaxed);
         Some(item)
     }
 
     pub fn insert(&self, page: PageId, checksum: u32, item: T, bytes: usize) {
-        let mut state = self.lock();
+        let mut state = self.write();
         if let Some(&slot_index) = state.index.get(&page) {
             let old_bytes = state.slots[slot_index].bytes;
             state.slots[slot_index] = Slot {
@@ -213,7 +233,7 @@ impl<T: Pinnable> Shard<T> {
                 checksum,
                 item,
                 bytes,
-                referenced: true,
+                referenced: AtomicBool::new(true),
             };
             state.bytes = state.bytes - old_bytes + bytes;
             return;
@@ -226,14 +246,14 @@ impl<T: Pinnable> Shard<T> {
             checksum,
             item,
             bytes,
-            referenced: false,
+            referenced: AtomicBool::new(false),
         });
         state.bytes += bytes;
     }
 
     /// Drops a page (its extent was freed or rewritten).
     pub fn remove(&self, page: PageId) {
-        let mut state = self.lock();
+        let mut state = self.write();
         if let Some(slot_index) = state.index.remove(&page) {
             Self::remove_slot(&mut state, slot_index);
         }
@@ -259,8 +279,9 @@ impl<T: Pinnable> Shard<T> {
             steps -= 1;
             let hand = state.hand % state.slots.len();
             let slot = &mut state.slots[hand];
-            if slot.referenced {
-                slot.referenced = false;
+            // Exclusive here: no hit can set the bit between this read and write.
+            if slot.referenced.load(Ordering::Relaxed) {
+                slot.referenced.store(false, Ordering::Relaxed);
                 state.hand = hand + 1;
             } else if slot.item.is_pinned() {
                 state.hand = hand + 1;
@@ -275,7 +296,7 @@ impl<T: Pinnable> Shard<T> {
     /// Checks the shard's bookkeeping: every slot is indexed under its own page and
     /// nothing else is, and the byte count is the sum of the slots'.
     pub fn check(&self) -> std::result::Result<(), String> {
-        let state = self.lock();
+        let state = self.read();
         if state.index.len() != state.slots.len() {
             return Err(format!(
                 "{} index entries for {} slots",
@@ -299,10 +320,10 @@ impl<T: Pinnable> Shard<T> {
     }
 
     pub fn stats(&self) -> CacheStats {
-        let state = self.lock();
+        let state = self.read();
         CacheStats {
-            hits: state.hits,
-            misses: state.misses,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
             bytes: state.bytes,
             pages: state.slots.len(),
         }
