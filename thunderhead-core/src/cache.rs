@@ -5,12 +5,11 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use thunderhead_disk::PageId;
 
 use crate::page::{BranchPage, LeafPage, SegmentPage};
-use std::sync::atomic::Ordering;
-
 use crate::sync::{AtomicBool, AtomicU64, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// What the cache holds: a handle the cache can tell is still in use elsewhere. The
