@@ -159,9 +159,9 @@ impl PageCache {
 }
 
 /// One shard: a CLOCK over the pages whose numbers hash to it. A hit takes the shard's
-/// lock shared, so readers never wait for each other: with one reader thread more than
-/// cores, a reader preempted while holding an exclusive lock stalled every other reader of
-/// the shard (the root's shard is on every get's path).
+/// lock shared, so readers never wait for each other: with more reader threads than
+/// cores, a reader preempted while holding an exclusive lock stalled every other reader
+/// of the shard (the root's shard is on every get's path).
 pub struct Shard<T> {
     bytes_max: usize,
     state: RwLock<ClockState<T>>,

@@ -554,10 +554,10 @@ impl KeyFilter {
     const BITS_PER_KEY: usize = 10;
     const PROBES: u32 = 4;
 
-    /// A placeholder that must not be probed.
+    /// A placeholder that allocates nothing; it must not be probed.
     fn empty() -> Self {
         Self {
-            blocks: Arc::new([]),
+            blocks: Arc::default(),
         }
     }
 
