@@ -49,6 +49,52 @@ pub(crate) fn search_split<'a>(
     }
 }
 
+/// The first suffix at or above `key` (which follows `local_prefix`), given that none
+/// before `from` is: a gallop forward from `from`, then a binary search of the window it
+/// found. The next of a sorted run of keys finds its place near the last one's, so this
+/// reads a few neighbouring heads where a whole search would probe across the array.
+pub(crate) fn lower_bound_split_from<'a>(
+    local_prefix: &[u8],
+    key: &[u8],
+    heads: &[u64],
+    from: usize,
+    suffix: impl Fn(usize) -> &'a [u8],
+) -> usize {
+    let count = heads.len();
+    let from = from.min(count);
+    let head = key.len().min(local_prefix.len());
+    let rest = match local_prefix[..head].cmp(&key[..head]) {
+        Ordering::Less => return count,
+        Ordering::Greater => return from,
+        Ordering::Equal if key.len() < local_prefix.len() => return from,
+        Ordering::Equal => &key[local_prefix.len()..],
+    };
+    let rest_head = key_head(rest);
+    let below = |index: usize| {
+        heads[index]
+            .cmp(&rest_head)
+            .then_with(|| suffix(index).cmp(rest))
+            .is_lt()
+    };
+    let (mut low, mut step) = (from, 1);
+    let mut high = from;
+    while high < count && below(high) {
+        low = high + 1;
+        high = low + step;
+        step *= 2;
+    }
+    let mut high = high.min(count);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if below(middle) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +137,43 @@ mod tests {
             search_split(b"a", b"b", &heads, |at| keys[at]),
             Err(keys.len())
         );
+    }
+
+    /// A gallop from any start at or before the answer finds what a whole search finds,
+    /// under any local prefix.
+    #[test]
+    fn gallop_agrees_with_search() {
+        // Groups of four suffixes share their heads, so ties are broken by the bytes after.
+        let rest = |group: u32, last: u8| {
+            let mut rest = group.to_be_bytes().to_vec();
+            rest.extend_from_slice(&[0, 0, 0, 0, last]);
+            rest
+        };
+        let suffixes: Vec<Vec<u8>> = (0u32..300)
+            .map(|n| rest(n / 4 * 7, (n % 4) as u8))
+            .collect();
+        let heads: Vec<u64> = suffixes.iter().map(|suffix| key_head(suffix)).collect();
+        let prefix = b"pre";
+        for group in 0..(300 / 4 * 7 + 9) {
+            for last in 0..6 {
+                let key = [&prefix[..], &rest(group, last)].concat();
+                let answer = search_split(prefix, &key, &heads, |at| &suffixes[at])
+                    .unwrap_or_else(|index| index);
+                for from in [0, answer / 2, answer.saturating_sub(1), answer] {
+                    let found =
+                        lower_bound_split_from(prefix, &key, &heads, from, |at| &suffixes[at]);
+                    assert_eq!(found, answer, "key {group}/{last} from {from}");
+                }
+            }
+        }
+        for key in [&b"pra"[..], b"pre", b"pr", b"prf", b""] {
+            let answer =
+                search_split(prefix, key, &heads, |at| &suffixes[at]).unwrap_or_else(|index| index);
+            assert_eq!(
+                lower_bound_split_from(prefix, key, &heads, 0, |at| &suffixes[at]),
+                answer,
+                "{key:?}"
+            );
+        }
     }
 }

@@ -12,14 +12,13 @@
 //! ```
 //! The extent is a whole number of pages; the checksum covers all of it.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksum};
 
 use super::header::{FORMAT_VERSION, PageKind, SegmentHeader, checked_header};
-use super::heads::{key_head, search_split};
+use super::heads::{key_head, lower_bound_split_from, search_split};
 use super::{OverflowRef, PageWriter, Reader, VALUE_INLINE, VALUE_OVERFLOW};
 use crate::key::{KeyRange, common_prefix_len};
 use crate::node::{PointMessage, PointOp, RangeMessage};
@@ -445,9 +444,13 @@ impl SegmentPage {
         self.search(key).unwrap_or_else(|index| index)
     }
 
-    /// Compares point `index`'s key with `key`.
-    pub fn compare_point(&self, index: usize, key: &[u8]) -> Ordering {
-        crate::key::compare_split(self.prefix(), self.point_suffix(index), key)
+    /// [`SegmentPage::lower_bound`] for a key no point before `from` reaches: it
+    /// gallops from `from`, as the end of the next range in a walk forward is near the
+    /// last one's.
+    pub fn lower_bound_from(&self, from: usize, key: &[u8]) -> usize {
+        lower_bound_split_from(self.prefix(), key, &self.heads, from, |index| {
+            self.point_suffix(index)
+        })
     }
 
     /// Sequence number, start suffix and end suffix (`None`: unbounded) of range `index`,

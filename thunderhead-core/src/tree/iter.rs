@@ -1,12 +1,15 @@
 //! Range iteration in both directions.
 //!
 //! Each end keeps its path from the root: every branch it went through, the child it took,
-//! and the live journal messages that branch and its ancestors hold for that child. Moving
-//! on to the next leaf climbs only to the nearest branch with a next child and descends
-//! from there, so a journal high in the tree is searched once for each of its children,
-//! not once for every leaf below them. Inside a leaf, its entries and the messages for it
-//! are merged as the end advances, comparing keys in place rather than copying them; a
-//! leaf with no messages (every leaf once journals have drained) reads as a plain B-tree's.
+//! and a position in each of that branch's journal segments. Moving on to the next leaf
+//! climbs only to the nearest branch with a next child and descends from there. A leaf
+//! gathers the live messages for its own key range straight from the segments on its path:
+//! a walk forward takes up each segment where the leaf before left it, so a scan reads
+//! every message once, and a short range copies only the few messages that fall in its
+//! leaves, not all those a high branch holds for the child it goes through. Inside a leaf,
+//! its entries and the messages for it are merged as the end advances, comparing keys in
+//! place rather than copying them; a leaf with no messages (every leaf once journals have
+//! drained) reads as a plain B-tree's.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -47,6 +50,9 @@ struct End<'a> {
     /// meet. Kept per leaf rather than per item: copying every key yielded would cost a
     /// scan dearly.
     passed: Option<Vec<u8>>,
+    /// How many leaves this end has entered: the serial number of the current one, which
+    /// tells a segment's saved position whether it was left by the leaf just before.
+    leaves: u64,
 }
 
 /// A branch on an end's path.
@@ -59,18 +65,16 @@ struct Level<'a> {
     segments: Vec<Option<LoadedSegment>>,
     /// The child the end is in.
     index: usize,
-    /// The live messages this branch and its ancestors hold for child `index`. At the
-    /// leaf's parent they are handed to the leaf's cursor, and rebuilt for the next child.
-    messages: Buffer,
 }
 
 /// A journal segment of a branch on the path.
 struct LoadedSegment {
     page: Arc<SegmentPage>,
-    /// A child collected from this segment, and the position of the first point message
-    /// above its range: where the next child's messages begin, so that a forward walk
-    /// searches each segment once rather than once per child.
-    after: Option<(usize, usize)>,
+    /// The serial number of the last leaf whose messages came from this segment, and the
+    /// position of the first point message above that leaf's range: where the next leaf's
+    /// messages begin, so that a forward walk searches each segment once rather than once
+    /// per leaf.
+    after: Option<(u64, usize)>,
 }
 
 /// Which child a descent takes at each branch.
@@ -133,6 +137,9 @@ struct LeafCursor<'a> {
     /// Point messages for the leaf in key order; those not yet passed: `[point_front,
     /// point_back)`.
     points: Vec<(Vec<u8>, PointMessage)>,
+    /// Where each point message's key falls among the leaf's entries: `Ok(index)` if it
+    /// is entry `index`'s key, `Err(index)` if it goes just before entry `index`.
+    places: Vec<Result<usize, usize>>,
     point_front: usize,
     point_back: usize,
     covered: Covered,
@@ -188,19 +195,24 @@ impl Base<'_> {
 
     /// Index of the first entry with a key at or above `key`.
     fn lower_bound(&self, key: &[u8]) -> usize {
+        self.search(key).unwrap_or_else(|index| index)
+    }
+
+    /// `Ok(index)` if entry `index` has `key`, else `Err(index of the first above it)`.
+    fn search(&self, key: &[u8]) -> Result<usize, usize> {
         match self {
             Base::Stored { page, prefix } => {
                 let implied = prefix.len() - page.local_prefix().len();
                 match key.get(..implied) {
-                    Some(head) if head == &prefix[..implied] => {
-                        page.search(&key[implied..]).unwrap_or_else(|index| index)
-                    }
+                    Some(head) if head == &prefix[..implied] => page.search(&key[implied..]),
                     // A key outside the leaf's prefix is below or above all its entries.
-                    _ if key < prefix.as_slice() => 0,
-                    _ => page.len(),
+                    _ if key < prefix.as_slice() => Err(0),
+                    _ => Err(page.len()),
                 }
             }
-            Base::Borrowed(entries) => entries.partition_point(|entry| entry.key.as_slice() < key),
+            Base::Borrowed(entries) => {
+                entries.binary_search_by(|entry| entry.key.as_slice().cmp(key))
+            }
         }
     }
 }
@@ -270,6 +282,9 @@ impl<'a> LeafCursor<'a> {
             (_, Some(end)) => base.lower_bound(end),
         };
         let points: Vec<(Vec<u8>, PointMessage)> = messages.points.into_iter().collect();
+        // A search of the heads per message, rather than a comparison of keys per entry:
+        // a leaf holds few messages and many entries.
+        let places = points.iter().map(|(key, _)| base.search(key)).collect();
         let point_front = points.partition_point(|(key, _)| *key < bounds.start);
         let point_back = bounds.end.as_ref().map_or(points.len(), |end| {
             points.partition_point(|(key, _)| key < end)
@@ -279,6 +294,7 @@ impl<'a> LeafCursor<'a> {
             front,
             back: back.max(front),
             points,
+            places,
             point_front,
             point_back: point_back.max(point_front),
             covered: Covered::new(messages.ranges),
@@ -286,10 +302,7 @@ impl<'a> LeafCursor<'a> {
         }
     }
 
-    /// The next visible position from one end (`front` says which). Each entry is
-    /// compared with the end's next point message as it passes: the comparison reads the
-    /// line the key is then copied from, where a binary search for each message's place
-    /// read lines no one needed.
+    /// The next visible position from one end (`front` says which).
     fn next(&mut self, front: bool) -> Option<Pos> {
         loop {
             let (entry, point) = if front {
@@ -308,7 +321,12 @@ impl<'a> LeafCursor<'a> {
                 (Some(entry), None) => Pos::Base(entry),
                 (None, Some(point)) => Pos::Point(point),
                 (Some(entry), Some(point)) => {
-                    let order = self.base.compare(entry, &self.points[point].0);
+                    // How the entry's key compares with the message's.
+                    let order = match self.places[point] {
+                        Ok(index) => entry.cmp(&index),
+                        Err(index) if entry < index => Ordering::Less,
+                        Err(_) => Ordering::Greater,
+                    };
                     // Whichever comes first in this end's direction.
                     match if front { order } else { order.reverse() } {
                         Ordering::Less => Pos::Base(entry),
@@ -387,10 +405,8 @@ impl<'a, S: PageStore> Range<'a, S> {
         }
     }
 
-    /// Enters child `index` of the branch of `level` (whose `index` and `messages` are
-    /// replaced): records the level on `path`, with the messages for the child (those
-    /// `path`'s last level holds for this branch, then the branch's own), and returns the
-    /// child and its fences.
+    /// Enters child `index` of the branch of `level` (whose `index` is replaced): records
+    /// the level on `path` and returns the child and its fences.
     fn enter_child(
         &self,
         path: &mut Vec<Level<'a>>,
@@ -408,57 +424,76 @@ impl<'a, S: PageStore> Range<'a, S> {
                 .map_or(PageId::NONE, |child| child.page);
             return Err(Error::corrupted(page, "pivots outside the branch's fences"));
         }
-        let (low, high) = (child_fences.low(), child_fences.high());
-        let mut messages = Buffer::default();
-        if let Some(parent) = path.last() {
-            parent.messages.copy_range_into(low, high, &mut messages);
-        }
-        if let BranchView::Transient(branch) = branch {
-            branch.buffer.copy_range_into(low, high, &mut messages);
-        }
-        let watermark = branch.watermark(index);
-        for (position, loaded) in level.segments.iter_mut().enumerate() {
-            let slot = branch.segment(position);
-            if slot.seq_max.get() <= watermark {
-                continue;
-            }
-            let loaded = match loaded {
-                Some(loaded) => loaded,
-                None => loaded.insert(LoadedSegment {
-                    page: self.pager.load_segment(&slot)?,
-                    after: None,
-                }),
-            };
-            let first = match loaded.after {
-                Some((previous, after)) if previous + 1 == index => after,
-                _ => low.map_or(0, |low| loaded.page.lower_bound(low)),
-            };
-            let after =
-                segment_collect_from(&loaded.page, watermark, first, low, high, &mut messages);
-            loaded.after = Some((index, after));
-        }
         let child = branch.child(self.pager, index)?;
         level.index = index;
-        level.messages = messages;
         path.push(level);
         Ok((child, child_fences))
     }
 
-    /// Descends from `node` to a leaf, taking the child `pick` names at every branch.
+    /// The live messages the branches on `path` hold for the keys of `fences` inside the
+    /// bounds, for the leaf numbered `serial` of an end moving `front` or back.
+    fn leaf_messages(
+        &self,
+        path: &mut [Level<'a>],
+        fences: &Fences,
+        serial: u64,
+        front: bool,
+    ) -> Result<Buffer> {
+        // Messages outside the bounds would be passed over unseen.
+        let low = match fences.low() {
+            Some(low) if low > self.bounds.start.as_slice() => Some(low),
+            _ => Some(self.bounds.start.as_slice()).filter(|start| !start.is_empty()),
+        };
+        let high = match (fences.high(), self.bounds.end.as_deref()) {
+            (Some(high), Some(end)) => Some(high.min(end)),
+            (high, end) => high.or(end),
+        };
+        let mut messages = Buffer::default();
+        for level in path {
+            let branch = &level.branch;
+            if let BranchView::Transient(branch) = branch {
+                branch.buffer.copy_range_into(low, high, &mut messages);
+            }
+            let watermark = branch.watermark(level.index);
+            for (position, loaded) in level.segments.iter_mut().enumerate() {
+                let slot = branch.segment(position);
+                if slot.seq_max.get() <= watermark {
+                    continue;
+                }
+                let loaded = match loaded {
+                    Some(loaded) => loaded,
+                    None => loaded.insert(LoadedSegment {
+                        page: self.pager.load_segment(&slot)?,
+                        after: None,
+                    }),
+                };
+                // Going forward, this leaf begins where the one before it ended.
+                let first = match loaded.after {
+                    Some((previous, after)) if front && previous + 1 == serial => after,
+                    _ => low.map_or(0, |low| loaded.page.lower_bound(low)),
+                };
+                let after =
+                    segment_collect_from(&loaded.page, watermark, first, low, high, &mut messages);
+                loaded.after = Some((serial, after));
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Descends from `node` to a leaf, taking the child `pick` names at every branch, and
+    /// opens the leaf as the end's leaf number `serial`.
     fn descend(
         &self,
         path: &mut Vec<Level<'a>>,
         mut node: NodeView<'a>,
         mut fences: Fences,
         pick: Pick<'_>,
+        (serial, front): (u64, bool),
     ) -> Result<LeafCursor<'a>> {
         loop {
             match node {
                 NodeView::Leaf(leaf) => {
-                    let messages = path
-                        .last_mut()
-                        .map(|parent| std::mem::take(&mut parent.messages))
-                        .unwrap_or_default();
+                    let messages = self.leaf_messages(path, &fences, serial, front)?;
                     return Ok(LeafCursor::new(leaf, &fences, messages, &self.bounds));
                 }
                 NodeView::Branch(branch) => {
@@ -468,7 +503,6 @@ impl<'a, S: PageStore> Range<'a, S> {
                         branch,
                         fences,
                         index,
-                        messages: Buffer::default(),
                     };
                     (node, fences) = self.enter_child(path, level, index)?;
                 }
@@ -479,6 +513,8 @@ impl<'a, S: PageStore> Range<'a, S> {
     /// The first leaf of an end (`front` says which), or the next one, or `None` when
     /// the end has run out of leaves or out of the bounds.
     fn next_leaf(&self, end: &mut End<'a>, front: bool) -> Result<Option<LeafCursor<'a>>> {
+        end.leaves += 1;
+        let serial = (end.leaves, front);
         if end.leaf.is_none() {
             let pick = if front {
                 Pick::Holding(&self.bounds.start)
@@ -487,7 +523,7 @@ impl<'a, S: PageStore> Range<'a, S> {
             };
             let root = view(self.pager, self.root)?;
             return self
-                .descend(&mut end.path, root, Fences::default(), pick)
+                .descend(&mut end.path, root, Fences::default(), pick, serial)
                 .map(Some);
         }
         // Climb to the nearest branch with a child beyond the current one.
@@ -517,7 +553,7 @@ impl<'a, S: PageStore> Range<'a, S> {
             return Ok(None);
         }
         let pick = if front { Pick::First } else { Pick::Last };
-        self.descend(&mut end.path, child, child_fences, pick)
+        self.descend(&mut end.path, child, child_fences, pick, serial)
             .map(Some)
     }
 

@@ -337,26 +337,27 @@ pub(crate) fn segment_collect_from(
     high: Option<&[u8]>,
     into: &mut Buffer,
 ) -> usize {
-    let mut index = first;
-    while index < segment.point_count() {
-        if high.is_some_and(|high| segment.compare_point(index, high).is_ge()) {
-            break;
-        }
+    // The heads find the end without reading a message past the range; on a short range,
+    // that message would often be the only line of the segment it needs.
+    let stop = high.map_or(segment.point_count(), |high| {
+        segment.lower_bound_from(first, high)
+    });
+    for index in first..stop {
         if segment.point_seq(index) > watermark {
             into.insert_point(segment.point_key(index), segment.point_message(index));
         }
-        index += 1;
     }
     for range in 0..segment.range_count() {
+        if segment.range_parts(range).0 <= watermark {
+            continue;
+        }
         let message = segment.range_message(range);
-        if message.seq > watermark
-            && let Some(inside) = message.range.clip(low, high)
-        {
+        if let Some(inside) = message.range.clip(low, high) {
             into.insert_range(RangeMessage {
                 seq: message.seq,
                 range: inside,
             });
         }
     }
-    index
+    stop
 }
