@@ -26,7 +26,7 @@
 //! messages for its range) plus two leaves' worth of entries, and the candidates of one
 //! leaf (or of the messages above one pruned child).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Weak};
 
@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::node::{
     Buffer, Entry, Fences, Leaf, PointMessage, PointOp, RangeMessage, RangeSweep, StoredRef,
 };
-use crate::page::{BranchPage, LeafPage, SegmentPage, SegmentSlot};
+use crate::page::{BranchPage, KeyHash, LeafPage, SegmentPage, SegmentSlot};
 use crate::pager::{LoadedNode, Pager};
 use crate::tree::read::depth_exceeded;
 use crate::tree::view::{BranchView, LeafView, segment_collect};
@@ -248,14 +248,32 @@ impl<S: PageStore> Diff<S> {
                 && new.pending.is_none()
                 && let (Some(old_frame), Some(new_frame)) =
                     (self.old.stack.last_mut(), self.new.stack.last_mut())
-                && same_from_above(
+            {
+                if let Some((old_pending, new_pending)) = narrowed_messages(
+                    &mut self.reads,
+                    (&mut *old_frame, old.index),
+                    (&mut *new_frame, new.index),
+                    &old.fences,
+                )? {
+                    // With no key in doubt (the same messages above), passed over at once.
+                    let loaded = old.loaded.or(new.loaded);
+                    return self.joint_enter(
+                        old.node,
+                        old.level,
+                        old.fences,
+                        old_pending,
+                        new_pending,
+                        loaded,
+                    );
+                }
+                if same_from_above(
                     &mut self.reads,
                     (old_frame, old.index),
                     (new_frame, new.index),
                     &old.fences,
-                )?
-            {
-                return Ok(());
+                )? {
+                    return Ok(());
+                }
             }
             self.old.gather(&mut self.reads, &mut old)?;
             self.new.gather(&mut self.reads, &mut new)?;
@@ -781,6 +799,19 @@ impl Expanded {
             .collect()
     }
 
+    /// Journal segment `position`, loaded on first use.
+    fn segment<S: PageStore>(
+        &mut self,
+        reads: &mut Reads<S>,
+        position: usize,
+    ) -> Result<&Arc<SegmentPage>> {
+        let slot = self.branch.segment(position);
+        Ok(match &mut self.segments[position] {
+            Some(segment) => segment,
+            loaded => loaded.insert(reads.segment(&slot)?),
+        })
+    }
+
     /// Whether segment `position` holds no message above `watermark` within `fences`.
     fn silent<S: PageStore>(
         &mut self,
@@ -789,11 +820,7 @@ impl Expanded {
         watermark: u64,
         fences: &Fences,
     ) -> Result<bool> {
-        let slot = self.branch.segment(position);
-        let segment = match &mut self.segments[position] {
-            Some(segment) => segment,
-            loaded => loaded.insert(reads.segment(&slot)?),
-        };
+        let segment = self.segment(reads, position)?;
         let mut found = Buffer::default();
         segment_collect(segment, watermark, fences.low(), fences.high(), &mut found);
         Ok(found.is_empty())
@@ -833,6 +860,129 @@ fn same_from_above<S: PageStore>(
         }
     }
     Ok(true)
+}
+
+/// The messages above child `old.1` of branch `old.0` and child `new.1` of `new.0` (the
+/// same page over the same `fences`) about only the keys the two sides may decide
+/// differently, when that can be told without gathering them all: the same watermark in
+/// both parents and no range message anywhere in play. Those keys are the ones of the
+/// point messages in the live segments one side has and the other has not, and those the
+/// parents' own ancestors hold differently for the range; for each, every message above
+/// the child on each side is taken, so the two buffers decide those keys as everything
+/// above would, and leave every other key to the page, as everything above does the same
+/// on both sides. After 1,000 updates to a large tree, nearly every child the walk enters
+/// is in this case, and gathering all its messages twice was most of the diff. `None`:
+/// gather them all.
+fn narrowed_messages<S: PageStore>(
+    reads: &mut Reads<S>,
+    old: (&mut Frame, usize),
+    new: (&mut Frame, usize),
+    fences: &Fences,
+) -> Result<Option<(Buffer, Buffer)>> {
+    let ((old, old_index), (new, new_index)) = (old, new);
+    let watermark = old.node.branch.watermark(old_index);
+    if new.node.branch.watermark(new_index) != watermark
+        || !old.pending.ranges.is_empty()
+        || !new.pending.ranges.is_empty()
+    {
+        return Ok(None);
+    }
+    let mut keys = points_differing_within(&old.pending, &new.pending, fences);
+    let old_live = old.node.live_segments(old_index);
+    let new_live = new.node.live_segments(new_index);
+    let same_slot = |a: &SegmentSlot, b: &SegmentSlot| a.page == b.page && a.checksum == b.checksum;
+    for (frame, live, other) in [
+        (&mut *old, &old_live, &new_live),
+        (&mut *new, &new_live, &old_live),
+    ] {
+        for (position, slot) in live {
+            let segment = frame.node.segment(reads, *position)?;
+            if segment.range_count() > 0 {
+                return Ok(None);
+            }
+            if !other.iter().any(|(_, theirs)| same_slot(slot, theirs)) {
+                let first = fences.low().map_or(0, |low| segment.lower_bound(low));
+                let stop = fences.high().map_or(segment.point_count(), |high| {
+                    segment.lower_bound_from(first, high)
+                });
+                keys.extend(
+                    (first..stop)
+                        .filter(|&index| segment.point_seq(index) > watermark)
+                        .map(|index| segment.point_key(index)),
+                );
+            }
+        }
+    }
+    let keys: Vec<(Vec<u8>, KeyHash)> = keys
+        .into_iter()
+        .map(|key| {
+            let hash = KeyHash::of(&key);
+            (key, hash)
+        })
+        .collect();
+    let mut sides = [(old, old_live), (new, new_live)].map(|(frame, live)| {
+        let mut messages = Buffer::default();
+        for (key, _) in &keys {
+            if let Some(message) = frame.pending.points.get(key) {
+                messages.insert_point(key.clone(), message.clone());
+            }
+        }
+        (frame, live, messages)
+    });
+    for (frame, live, messages) in &mut sides {
+        for (position, _) in live.iter() {
+            let segment = frame.node.segment(reads, *position)?;
+            for (key, hash) in &keys {
+                if segment.may_hold(*hash)
+                    && let Ok(index) = segment.search(key)
+                    && segment.point_seq(index) > watermark
+                {
+                    messages.insert_point(key.clone(), segment.point_message(index));
+                }
+            }
+        }
+    }
+    let [(_, _, old_messages), (_, _, new_messages)] = sides;
+    Ok(Some((old_messages, new_messages)))
+}
+
+/// The keys within `fences` whose point messages in `a` and `b` differ (or that only one
+/// of them has a message for).
+fn points_differing_within(a: &Buffer, b: &Buffer, fences: &Fences) -> BTreeSet<Vec<u8>> {
+    let bounds = || {
+        (
+            fences.low().map_or(Bound::Unbounded, Bound::Included),
+            fences.high().map_or(Bound::Unbounded, Bound::Excluded),
+        )
+    };
+    let mut a_points = a.points.range::<[u8], _>(bounds()).peekable();
+    let mut b_points = b.points.range::<[u8], _>(bounds()).peekable();
+    let mut keys = BTreeSet::new();
+    loop {
+        let order = match (a_points.peek(), b_points.peek()) {
+            (None, None) => return keys,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((key_a, _)), Some((key_b, _))) => key_a.cmp(key_b),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                keys.insert(a_points.next().expect("peeked").0.clone());
+            }
+            std::cmp::Ordering::Greater => {
+                keys.insert(b_points.next().expect("peeked").0.clone());
+            }
+            std::cmp::Ordering::Equal => {
+                let ((key, a), (_, b)) = (
+                    a_points.next().expect("peeked"),
+                    b_points.next().expect("peeked"),
+                );
+                if !same_point(a, b) {
+                    keys.insert(key.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Copies into `into` the point messages of `from` about `keys` and its range messages
