@@ -845,21 +845,34 @@ fn same_from_above<S: PageStore>(
     {
         return Ok(false);
     }
-    let old_live = old.node.live_segments(old_index);
-    let new_live = new.node.live_segments(new_index);
-    let same_slot = |a: &SegmentSlot, b: &SegmentSlot| a.page == b.page && a.checksum == b.checksum;
-    for (frame, live, other) in [
-        (&mut *old, &old_live, &new_live),
-        (&mut *new, &new_live, &old_live),
-    ] {
-        for (position, slot) in live {
-            let shared = other.iter().any(|(_, theirs)| same_slot(slot, theirs));
-            if !shared && !frame.node.silent(reads, *position, watermark, fences)? {
+    let [old_live, new_live] = live_on_both((old, old_index), (new, new_index));
+    for (frame, live) in [(old, old_live), (new, new_live)] {
+        for (position, shared) in live {
+            if !shared && !frame.node.silent(reads, position, watermark, fences)? {
                 return Ok(false);
             }
         }
     }
     Ok(true)
+}
+
+/// The live journal segments for child `old.1` of `old.0` and for child `new.1` of
+/// `new.0`, by position, each with whether the other side has it too (the same page with
+/// the same checksum).
+fn live_on_both(old: (&Frame, usize), new: (&Frame, usize)) -> [Vec<(usize, bool)>; 2] {
+    let old_live = old.0.node.live_segments(old.1);
+    let new_live = new.0.node.live_segments(new.1);
+    let flag = |live: &[(usize, SegmentSlot)], other: &[(usize, SegmentSlot)]| {
+        live.iter()
+            .map(|(position, slot)| {
+                let shared = other.iter().any(|(_, theirs)| {
+                    theirs.page == slot.page && theirs.checksum == slot.checksum
+                });
+                (*position, shared)
+            })
+            .collect()
+    };
+    [flag(&old_live, &new_live), flag(&new_live, &old_live)]
 }
 
 /// The messages above child `old.1` of branch `old.0` and child `new.1` of `new.0` (the
@@ -888,19 +901,14 @@ fn narrowed_messages<S: PageStore>(
         return Ok(None);
     }
     let mut keys = points_differing_within(&old.pending, &new.pending, fences);
-    let old_live = old.node.live_segments(old_index);
-    let new_live = new.node.live_segments(new_index);
-    let same_slot = |a: &SegmentSlot, b: &SegmentSlot| a.page == b.page && a.checksum == b.checksum;
-    for (frame, live, other) in [
-        (&mut *old, &old_live, &new_live),
-        (&mut *new, &new_live, &old_live),
-    ] {
-        for (position, slot) in live {
-            let segment = frame.node.segment(reads, *position)?;
+    let [old_live, new_live] = live_on_both((old, old_index), (new, new_index));
+    for (frame, live) in [(&mut *old, &old_live), (&mut *new, &new_live)] {
+        for &(position, shared) in live {
+            let segment = frame.node.segment(reads, position)?;
             if segment.range_count() > 0 {
                 return Ok(None);
             }
-            if !other.iter().any(|(_, theirs)| same_slot(slot, theirs)) {
+            if !shared {
                 let first = fences.low().map_or(0, |low| segment.lower_bound(low));
                 let stop = fences.high().map_or(segment.point_count(), |high| {
                     segment.lower_bound_from(first, high)
