@@ -921,36 +921,37 @@ fn narrowed_messages<S: PageStore>(
             }
         }
     }
-    let keys: Vec<(Vec<u8>, KeyHash)> = keys
-        .into_iter()
-        .map(|key| {
-            let hash = KeyHash::of(&key);
-            (key, hash)
-        })
-        .collect();
-    let mut sides = [(old, old_live), (new, new_live)].map(|(frame, live)| {
-        let mut messages = Buffer::default();
-        for (key, _) in &keys {
-            if let Some(message) = frame.pending.points.get(key) {
-                messages.insert_point(key.clone(), message.clone());
+    let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+    let hashes: Vec<KeyHash> = keys.iter().map(|key| KeyHash::of(key)).collect();
+    let (mut old_messages, mut new_messages) = (Buffer::default(), Buffer::default());
+    copy_keys_into(&old.pending, &keys, fences, &mut old_messages);
+    copy_keys_into(&new.pending, &keys, fences, &mut new_messages);
+    // A segment both sides have holds the same messages for both: searched once.
+    for (frame, live, old_side) in [(old, &old_live, true), (new, &new_live, false)] {
+        for &(position, shared) in live {
+            if shared && !old_side {
+                continue;
             }
-        }
-        (frame, live, messages)
-    });
-    for (frame, live, messages) in &mut sides {
-        for (position, _) in live.iter() {
-            let segment = frame.node.segment(reads, *position)?;
-            for (key, hash) in &keys {
-                if segment.may_hold(*hash)
+            let segment = frame.node.segment(reads, position)?;
+            for (key, &hash) in keys.iter().zip(&hashes) {
+                if segment.may_hold(hash)
                     && let Ok(index) = segment.search(key)
                     && segment.point_seq(index) > watermark
                 {
-                    messages.insert_point(key.clone(), segment.point_message(index));
+                    let message = segment.point_message(index);
+                    if shared {
+                        new_messages.insert_point(key.clone(), message.clone());
+                    }
+                    let side = if old_side {
+                        &mut old_messages
+                    } else {
+                        &mut new_messages
+                    };
+                    side.insert_point(key.clone(), message);
                 }
             }
         }
     }
-    let [(_, _, old_messages), (_, _, new_messages)] = sides;
     Ok(Some((old_messages, new_messages)))
 }
 
