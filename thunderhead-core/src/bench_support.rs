@@ -74,7 +74,7 @@ pub fn encode_leaf_page(
     let entries: Vec<Entry> = entries
         .iter()
         .map(|(key, value)| Entry {
-            key: key.clone(),
+            key: key.as_slice().into(),
             value: ValueStored::Inline(PageSlice::copy_from_slice(value)),
         })
         .collect();
@@ -183,7 +183,8 @@ pub fn encode_branch_page(
 ) -> Option<Vec<u8>> {
     check_page_size(page_size);
     check_keys(pivots.iter().map(Vec::as_slice), implied_len);
-    if branch_layout_bytes(pivots, implied_len, JOURNAL_SEGMENTS_MAX) > page_size {
+    let pivots: Vec<crate::key::Key> = pivots.iter().map(|pivot| pivot[..].into()).collect();
+    if branch_layout_bytes(&pivots, implied_len, JOURNAL_SEGMENTS_MAX) > page_size {
         return None;
     }
     let children: Vec<ChildSlot> = (1..=pivots.len() as u64 + 1)
@@ -201,7 +202,7 @@ pub fn encode_branch_page(
                 level: 1,
                 implied_len,
                 seq_high: 0,
-                pivots,
+                pivots: &pivots,
                 children: &children,
                 segments: &[],
             },

@@ -1,5 +1,5 @@
 use super::{Buffer, Fences, NodeRef, PointMessage, RangeMessage};
-use crate::key::KeyRange;
+use crate::key::{Key, KeyRange};
 use crate::page::{SegmentSlot, point_message_bytes, range_message_weight};
 
 /// A transient branch: pivots, children, and a journal made of an in-memory buffer in
@@ -8,7 +8,7 @@ use crate::page::{SegmentSlot, point_message_bytes, range_message_weight};
 pub(crate) struct Branch {
     pub level: u8,
     /// `pivots[i]` separates child `i` (below) from child `i + 1` (at and above).
-    pub pivots: Vec<Vec<u8>>,
+    pub pivots: Vec<Key>,
     pub children: Vec<Child>,
     pub buffer: Buffer,
     /// Stored journal segments, newest first.
@@ -73,7 +73,7 @@ impl Branch {
         let low = index
             .checked_sub(1)
             .map(|before| self.pivots[before].as_slice());
-        let high = self.pivots.get(index).map(Vec::as_slice);
+        let high = self.pivots.get(index).map(Key::as_slice);
         (low, high)
     }
 
@@ -81,8 +81,8 @@ impl Branch {
     pub fn child_fences(&self, index: usize, own: &Fences) -> Fences {
         let (low, high) = self.child_bounds(index);
         Fences {
-            low: low.map(<[u8]>::to_vec).or_else(|| own.low.clone()),
-            high: high.map(<[u8]>::to_vec).or_else(|| own.high.clone()),
+            low: low.map(Key::from_slice).or_else(|| own.low.clone()),
+            high: high.map(Key::from_slice).or_else(|| own.high.clone()),
         }
     }
 
@@ -111,13 +111,13 @@ impl Branch {
     }
 
     /// Adds a point message to the journal.
-    pub fn add_point(&mut self, key: Vec<u8>, message: PointMessage) {
+    pub fn add_point(&mut self, key: Key, message: PointMessage) {
         let index = self.route(&key);
         self.add_routed_point(index, key, message);
     }
 
     /// [`Branch::add_point`] for a key the caller has routed to child `index`.
-    pub fn add_routed_point(&mut self, index: usize, key: Vec<u8>, message: PointMessage) {
+    pub fn add_routed_point(&mut self, index: usize, key: Key, message: PointMessage) {
         self.seq_high = self.seq_high.max(message.seq);
         let displaced = self.buffer.insert_point(key, message);
         let child = &mut self.children[index];
@@ -197,7 +197,7 @@ mod tests {
         };
         Branch {
             level: 1,
-            pivots: pivots.iter().map(|pivot| pivot.to_vec()).collect(),
+            pivots: pivots.iter().map(|pivot| pivot[..].into()).collect(),
             children: (0..=pivots.len()).map(|_| child()).collect(),
             buffer: Buffer::default(),
             segments: Vec::new(),

@@ -7,13 +7,14 @@ use std::collections::btree_map::Entry;
 use std::ops::Bound;
 
 use super::message::{Newest, PointMessage, RangeMessage};
+use crate::key::Key;
 use crate::page::{point_message_bytes, range_message_bytes};
 
 /// Point messages (one per key, the newest) and range tombstones (kept sorted by start).
 /// A range never shares the buffer with an older point message it covers.
 #[derive(Default, Clone, Debug)]
 pub(crate) struct Buffer {
-    pub points: BTreeMap<Vec<u8>, PointMessage>,
+    pub points: BTreeMap<Key, PointMessage>,
     pub ranges: Vec<RangeMessage>,
 }
 
@@ -45,7 +46,7 @@ impl Buffer {
     }
 
     /// Adds a point message unless something newer already decides its key.
-    pub fn insert_point(&mut self, key: Vec<u8>, message: PointMessage) -> PointDisplaced {
+    pub fn insert_point(&mut self, key: Key, message: PointMessage) -> PointDisplaced {
         const NOTHING: PointDisplaced = PointDisplaced {
             added_bytes: 0,
             removed_bytes: 0,
@@ -81,13 +82,15 @@ impl Buffer {
 
     /// Adds a range tombstone, dropping the older point messages it covers. Returns those,
     /// with their keys and bytes, for per-child accounting.
-    pub fn insert_range(&mut self, message: RangeMessage) -> Vec<(Vec<u8>, usize)> {
-        let lower = Bound::Included(message.range.start.clone());
+    pub fn insert_range(&mut self, message: RangeMessage) -> Vec<(Key, usize)> {
+        let lower = Bound::Included(Key::from_slice(&message.range.start));
         let upper = message
             .range
             .end
-            .clone()
-            .map_or(Bound::Unbounded, Bound::Excluded);
+            .as_deref()
+            .map_or(Bound::Unbounded, |end| {
+                Bound::Excluded(Key::from_slice(end))
+            });
         let removed = self
             .points
             .extract_if((lower, upper), |_, point| point.seq < message.seq)
@@ -131,9 +134,13 @@ impl Buffer {
     pub fn split_out(&mut self, low: Option<&[u8]>, high: Option<&[u8]>) -> Buffer {
         // Extracting is O(k log n) for k taken messages; `split_off` + `append` would
         // rebuild the whole map on every flush of a middle child.
-        let lower = low.map_or(Bound::Unbounded, |low| Bound::Included(low.to_vec()));
-        let upper = high.map_or(Bound::Unbounded, |high| Bound::Excluded(high.to_vec()));
-        let taken: BTreeMap<Vec<u8>, PointMessage> = self
+        let lower = low.map_or(Bound::Unbounded, |low| {
+            Bound::Included(Key::from_slice(low))
+        });
+        let upper = high.map_or(Bound::Unbounded, |high| {
+            Bound::Excluded(Key::from_slice(high))
+        });
+        let taken: BTreeMap<Key, PointMessage> = self
             .points
             .extract_if((lower, upper), |_, _| true)
             .collect();
@@ -212,7 +219,7 @@ impl Buffer {
         self.points
             .iter()
             .filter(|(_, message)| matches!(message.op, super::PointOp::Put(_)))
-            .map(|(key, _)| key.clone())
+            .map(|(key, _)| key.to_vec())
             .collect()
     }
 }
@@ -247,17 +254,17 @@ mod tests {
     #[test]
     fn newest_wins_and_ranges_eat_older_points() {
         let mut buffer = Buffer::default();
-        buffer.insert_point(b"b".to_vec(), put(5));
-        buffer.insert_point(b"c".to_vec(), put(9));
-        let replaced = buffer.insert_point(b"b".to_vec(), put(6));
+        buffer.insert_point(b"b"[..].into(), put(5));
+        buffer.insert_point(b"c"[..].into(), put(9));
+        let replaced = buffer.insert_point(b"b"[..].into(), put(6));
         let one = point_message_bytes(b"b", &put(6));
         assert_eq!((replaced.added_bytes, replaced.removed_bytes), (one, one));
         let removed = buffer.insert_range(range_message(7, b"a", Some(b"z")));
-        assert_eq!(removed, vec![(b"b".to_vec(), one)]);
+        assert_eq!(removed, vec![(b"b"[..].into(), one)]);
         assert_eq!(buffer.put_keys(), vec![b"c".to_vec()]);
         // An older point under a newer range is not stored at all.
-        assert_eq!(buffer.insert_point(b"d".to_vec(), put(6)).added_bytes, 0);
-        assert_eq!(buffer.insert_point(b"c".to_vec(), put(8)).added_bytes, 0);
+        assert_eq!(buffer.insert_point(b"d"[..].into(), put(6)).added_bytes, 0);
+        assert_eq!(buffer.insert_point(b"c"[..].into(), put(8)).added_bytes, 0);
         let mut newest = Newest::default();
         buffer.lookup(b"d", &mut newest);
         assert_eq!(newest.seq(), 7);
@@ -268,8 +275,8 @@ mod tests {
     fn split_out_cuts_ranges() {
         let mut buffer = Buffer::default();
         buffer.insert_range(range_message(3, b"a", None));
-        buffer.insert_point(b"m".to_vec(), put(4));
-        buffer.insert_point(b"x".to_vec(), put(5));
+        buffer.insert_point(b"m"[..].into(), put(4));
+        buffer.insert_point(b"x"[..].into(), put(5));
         let middle = buffer.split_out(Some(b"k"), Some(b"p"));
         assert_eq!(middle.put_keys(), vec![b"m".to_vec()]);
         assert!(middle.range_covers(b"k") && !middle.range_covers(b"p"));

@@ -122,7 +122,7 @@ mod tests {
 
     fn entry(key: &[u8]) -> Entry {
         Entry {
-            key: key.to_vec(),
+            key: key.into(),
             value: ValueStored::Inline(PageSlice::copy_from_slice(b"old")),
         }
     }
@@ -150,7 +150,7 @@ mod tests {
                 } else {
                     PointOp::Delete
                 };
-                batch.insert_point(key, PointMessage { seq: seq as u64 + 1, op });
+                batch.insert_point(key[..].into(), PointMessage { seq: seq as u64 + 1, op });
             }
             let expected = merge_entries(entries.clone().into_iter(), batch.clone());
             let actual = apply_points(entries, batch);
@@ -170,14 +170,14 @@ mod tests {
         let mut batch = Buffer::default();
         batch.insert_range(range_message(5, b"b", Some(b"d")));
         batch.insert_point(
-            b"bb".to_vec(),
+            b"bb"[..].into(),
             PointMessage {
                 seq: 6,
                 op: PointOp::Put(ValueStored::Inline(PageSlice::copy_from_slice(b"new"))),
             },
         );
         batch.insert_point(
-            b"e".to_vec(),
+            b"e"[..].into(),
             PointMessage {
                 seq: 7,
                 op: PointOp::Delete,

@@ -17,12 +17,13 @@ pub(crate) use message::{Newest, PointMessage, PointOp, RangeMessage, RangeSweep
 
 use thunderhead_disk::PageId;
 
+use crate::key::Key;
 use crate::value::ValueStored;
 
 /// A key and its value, as a leaf holds them.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    pub key: Vec<u8>,
+    pub key: Key,
     pub value: ValueStored,
 }
 
@@ -76,8 +77,8 @@ pub(crate) enum NodeRef {
 /// unbounded. Every key a node holds, and every message its journal holds, lies inside.
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Fences {
-    pub low: Option<Vec<u8>>,
-    pub high: Option<Vec<u8>>,
+    pub low: Option<Key>,
+    pub high: Option<Key>,
 }
 
 impl Fences {

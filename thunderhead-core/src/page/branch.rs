@@ -21,6 +21,7 @@ use super::header::{FORMAT_VERSION, NodeHeader, PageKind, checked_header};
 use super::heads::{key_head, search_split};
 use super::{KeyHash, SegmentKeys};
 use super::{PageWriter, Reader};
+use crate::key::{Key, joined};
 
 const HEADER_BYTES: usize = std::mem::size_of::<NodeHeader>();
 
@@ -66,7 +67,7 @@ const PIVOT_OVERHEAD_BYTES: usize = 4;
 
 /// Exact encoded size and local prefix length of a branch with these pivots.
 pub(crate) fn branch_layout(
-    pivots: &[Vec<u8>],
+    pivots: &[Key],
     implied_len: usize,
     segment_count: usize,
 ) -> (usize, usize) {
@@ -91,7 +92,7 @@ pub(crate) struct BranchContents<'a> {
     pub level: u8,
     pub implied_len: usize,
     pub seq_high: u64,
-    pub pivots: &'a [Vec<u8>],
+    pub pivots: &'a [Key],
     pub children: &'a [ChildSlot],
     pub segments: &'a [SegmentSlot],
 }
@@ -308,13 +309,12 @@ impl BranchPage {
     }
 
     /// Full pivot `index` given the implied prefix bytes.
-    pub fn pivot(&self, implied_prefix: &[u8], index: usize) -> Vec<u8> {
-        [
+    pub fn pivot(&self, implied_prefix: &[u8], index: usize) -> Key {
+        joined(&[
             implied_prefix,
             self.local_prefix(),
             self.pivot_suffix(index),
-        ]
-        .concat()
+        ])
     }
 
     /// The child whose range holds `key_after_implied`.
@@ -345,7 +345,7 @@ impl BranchPage {
 
 /// Exact encoded size of a branch with these pivots and `segment_count` segment slots.
 pub(crate) fn branch_layout_bytes(
-    pivots: &[Vec<u8>],
+    pivots: &[Key],
     implied_len: usize,
     segment_count: usize,
 ) -> usize {

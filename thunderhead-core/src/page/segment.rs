@@ -20,7 +20,7 @@ use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksu
 use super::header::{FORMAT_VERSION, PageKind, SegmentHeader, checked_header};
 use super::heads::{key_head, lower_bound_split_from, search_split};
 use super::{OverflowRef, PageWriter, Reader, VALUE_INLINE, VALUE_OVERFLOW};
-use crate::key::{KeyRange, common_prefix_len};
+use crate::key::{Key, KeyRange, common_prefix_len, joined};
 use crate::node::{PointMessage, PointOp, RangeMessage};
 use crate::value::ValueStored;
 
@@ -387,8 +387,8 @@ impl SegmentPage {
         self.point_header(index).1.seq.get()
     }
 
-    pub fn point_key(&self, index: usize) -> Vec<u8> {
-        [self.prefix(), self.point_suffix(index)].concat()
+    pub fn point_key(&self, index: usize) -> Key {
+        joined(&[self.prefix(), self.point_suffix(index)])
     }
 
     pub fn point_message(&self, index: usize) -> PointMessage {

@@ -49,7 +49,7 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(index, suffix)| Entry {
-                key: [implied.as_slice(), suffix].concat(),
+                key: crate::key::joined(&[implied.as_slice(), suffix]),
                 value: if index % 7 == 3 {
                     ValueStored::Overflow(OverflowRef::new(PageId(9 + index as u64), 5000, 77, 4))
                 } else {
@@ -64,7 +64,7 @@ proptest! {
         let mut key = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             page.key_into(&implied, index, &mut key);
-            prop_assert_eq!(&key, &entry.key);
+            prop_assert_eq!(&key[..], &entry.key[..]);
             prop_assert_eq!(value_bytes(&page.value(index)), value_bytes(&entry.value));
             prop_assert_eq!(page.search(&entry.key[implied.len()..]), Ok(index));
         }
@@ -83,7 +83,7 @@ proptest! {
         suffixes in prop::collection::btree_set(awkward_bytes(10), 1..40),
         probes in prop::collection::vec(awkward_bytes(10), 0..20),
     ) {
-        let pivots: Vec<Vec<u8>> = suffixes.iter().map(|suffix| [implied.as_slice(), suffix].concat()).collect();
+        let pivots: Vec<crate::key::Key> = suffixes.iter().map(|suffix| crate::key::joined(&[implied.as_slice(), suffix])).collect();
         let children: Vec<ChildSlot> = (0..=pivots.len() as u64)
             .map(|index| ChildSlot {
                 page: (index + 2).into(),
@@ -111,9 +111,9 @@ proptest! {
         }
         for probe in probes {
             let key = [implied.as_slice(), &probe].concat();
-            let expected = pivots.partition_point(|pivot| *pivot <= key);
+            let expected = pivots.partition_point(|pivot| pivot[..] <= key[..]);
             prop_assert_eq!(page.route(&probe), expected);
-            prop_assert_eq!(page.route_below(&probe), pivots.partition_point(|pivot| *pivot < key));
+            prop_assert_eq!(page.route_below(&probe), pivots.partition_point(|pivot| pivot[..] < key[..]));
         }
     }
 
@@ -146,7 +146,7 @@ proptest! {
         let segment = SegmentPage::parse(PageId(1), bytes).unwrap();
         prop_assert_eq!(segment.point_count(), points.len());
         for (index, (key, message)) in points.iter().enumerate() {
-            prop_assert_eq!(&segment.point_key(index), key);
+            prop_assert_eq!(&segment.point_key(index)[..], &key[..]);
             prop_assert_eq!(segment.search(key), Ok(index));
             prop_assert!(segment.may_hold(KeyHash::of(key)), "the filter must pass every key held");
             let decoded = segment.point_message(index);
@@ -180,12 +180,12 @@ fn mutated_valid_pages_never_panic() {
     let entries: Vec<Entry> = keys
         .iter()
         .map(|key| Entry {
-            key: key.clone(),
+            key: key[..].into(),
             value: inline(&key[1..]),
         })
         .collect();
     let leaf = encode_leaf(&entries, 0, 4096);
-    let pivots: Vec<Vec<u8>> = keys.iter().take(10).cloned().collect();
+    let pivots: Vec<crate::key::Key> = keys.iter().take(10).map(|key| key[..].into()).collect();
     let children: Vec<ChildSlot> = (0..11u64)
         .map(|index| ChildSlot {
             page: (index + 1).into(),

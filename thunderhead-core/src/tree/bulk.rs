@@ -12,7 +12,7 @@
 use thunderhead_disk::PageStore;
 
 use crate::error::{Error, Result};
-use crate::key::shortest_separator;
+use crate::key::{Key, shortest_separator};
 use crate::node::{Branch, Child, Entry, Fences, Leaf, Node, NodeRef, entry_weight};
 use crate::page::leaf_layout_bytes;
 use crate::tree::Tree;
@@ -36,7 +36,7 @@ pub struct BulkLoad<'t, S: PageStore> {
     /// The leaves written, and the separators after every leaf closed so far (written
     /// or held): `pivots[i]` is the upper fence of leaf `i`.
     written: Vec<Child>,
-    pivots: Vec<Vec<u8>>,
+    pivots: Vec<Key>,
     finished: bool,
 }
 
@@ -102,7 +102,7 @@ impl<S: PageStore> BulkLoad<'_, S> {
             self.close_leaf(key)?;
         }
         self.leaf.push(Entry {
-            key: key.to_vec(),
+            key: key.into(),
             value,
         });
         self.leaf_bytes += weight;

@@ -6,6 +6,7 @@ use thunderhead_disk::{PageId, PageStore};
 
 use crate::config::{JOURNAL_SEGMENTS_MAX, TREE_DEPTH_MAX};
 use crate::error::{Error, Result};
+use crate::key::Key;
 use crate::node::{Branch, Buffer, Child, Fences, NodeRef};
 use crate::page::{OverflowRef, branch_layout_bytes, overflow_page_count};
 use crate::pager::Pager;
@@ -208,7 +209,7 @@ impl<S: PageStore> Checker<'_, S> {
                 "stored implied prefix length disagrees with the fences",
             ));
         }
-        let pivots: Vec<Vec<u8>> = (0..count - 1)
+        let pivots: Vec<Key> = (0..count - 1)
             .map(|index| branch.pivot(index, fences))
             .collect();
         for (index, pivot) in pivots.iter().enumerate() {

@@ -34,6 +34,7 @@ use thunderhead_disk::{PageId, PageStore};
 
 use crate::config::TREE_DEPTH_MAX;
 use crate::error::{Error, Result};
+use crate::key::Key;
 use crate::node::{
     Buffer, Entry, Fences, Leaf, PointMessage, PointOp, RangeMessage, RangeSweep, StoredRef,
 };
@@ -427,7 +428,7 @@ impl<S: PageStore> Diff<S> {
         // With the ranges the same on both sides, only the keys whose point messages
         // differ can differ below: the messages about those keys are all the rest of the
         // descent needs, however many others the journals hold for the child.
-        let keys: Option<Vec<Vec<u8>>> = first_key.map(|key| {
+        let keys: Option<Vec<Key>> = first_key.map(|key| {
             let rest = frame.differing.iter().flatten();
             let inside = rest.take_while(|next| fences.high().is_none_or(|high| &next[..] < high));
             std::iter::once(key).chain(inside.cloned()).collect()
@@ -921,7 +922,7 @@ fn narrowed_messages<S: PageStore>(
             }
         }
     }
-    let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+    let keys: Vec<Key> = keys.into_iter().collect();
     let hashes: Vec<KeyHash> = keys.iter().map(|key| KeyHash::of(key)).collect();
     let (mut old_messages, mut new_messages) = (Buffer::default(), Buffer::default());
     copy_keys_into(&old.pending, &keys, fences, &mut old_messages);
@@ -957,7 +958,7 @@ fn narrowed_messages<S: PageStore>(
 
 /// The keys within `fences` whose point messages in `a` and `b` differ (or that only one
 /// of them has a message for).
-fn points_differing_within(a: &Buffer, b: &Buffer, fences: &Fences) -> BTreeSet<Vec<u8>> {
+fn points_differing_within(a: &Buffer, b: &Buffer, fences: &Fences) -> BTreeSet<Key> {
     let bounds = || {
         (
             fences.low().map_or(Bound::Unbounded, Bound::Included),
@@ -996,7 +997,7 @@ fn points_differing_within(a: &Buffer, b: &Buffer, fences: &Fences) -> BTreeSet<
 
 /// Copies into `into` the point messages of `from` about `keys` and its range messages
 /// within `fences`.
-fn copy_keys_into(from: &Buffer, keys: &[Vec<u8>], fences: &Fences, into: &mut Buffer) {
+fn copy_keys_into(from: &Buffer, keys: &[Key], fences: &Fences, into: &mut Buffer) {
     for key in keys {
         if let Some(message) = from.points.get(key) {
             into.insert_point(key.clone(), message.clone());
@@ -1071,7 +1072,7 @@ struct Subtree {
 struct Entries {
     entries: Vec<Entry>,
     at: usize,
-    high: Option<Vec<u8>>,
+    high: Option<Key>,
 }
 
 impl Side {
@@ -1167,7 +1168,7 @@ struct JointFrame {
     /// their range messages are the same: only the children holding one can differ, so
     /// the descent goes straight to them (a wide branch has hundreds of children, a
     /// small change touches a few). `None`: ranges differ, every child is looked at.
-    differing: Option<VecDeque<Vec<u8>>>,
+    differing: Option<VecDeque<Key>>,
 }
 
 /// A key whose value may differ: the stored value on each side (`None`: absent).
@@ -1441,7 +1442,7 @@ fn same_ranges(a: &[RangeMessage], b: &[RangeMessage]) -> bool {
 /// Whether two sets of messages are the same (so a subtree under either reads the same).
 /// The keys whose point messages differ between `old` and `new` (present on one side
 /// only, or not the same message), if their range messages are the same.
-fn differing_points(old: &Buffer, new: &Buffer) -> Option<VecDeque<Vec<u8>>> {
+fn differing_points(old: &Buffer, new: &Buffer) -> Option<VecDeque<Key>> {
     if !same_ranges(&old.ranges, &new.ranges) {
         return None;
     }
@@ -1453,21 +1454,21 @@ fn differing_points(old: &Buffer, new: &Buffer) -> Option<VecDeque<Vec<u8>>> {
             (None, None) => return Some(differing),
             (Some((a, message_a)), Some((b, message_b))) if a == b => {
                 if !same_point(message_a, message_b) {
-                    differing.push_back(a.to_vec());
+                    differing.push_back(Key::from_slice(a));
                 }
                 old_points.next();
                 new_points.next();
             }
             (Some((a, _)), Some((b, _))) if a < b => {
-                differing.push_back(a.to_vec());
+                differing.push_back(Key::from_slice(a));
                 old_points.next();
             }
             (Some((a, _)), None) => {
-                differing.push_back(a.to_vec());
+                differing.push_back(Key::from_slice(a));
                 old_points.next();
             }
             (_, Some((b, _))) => {
-                differing.push_back(b.to_vec());
+                differing.push_back(Key::from_slice(b));
                 new_points.next();
             }
         }

@@ -8,7 +8,7 @@ use thunderhead_disk::PageStore;
 
 use crate::config::{JOURNAL_SEGMENTS_MAX, Limits};
 use crate::error::Result;
-use crate::key::shortest_separator;
+use crate::key::{Key, shortest_separator};
 use crate::node::{Branch, Buffer, Child, Fences, Leaf, Node, NodeRef, entry_weight};
 use crate::page::{branch_layout_bytes, leaf_layout_bytes};
 use crate::pager::Pager;
@@ -187,7 +187,7 @@ pub(crate) fn split_node<S: PageStore>(
     pager: &Pager<S>,
     limits: &Limits,
     node: Node,
-) -> Result<(Vec<Node>, Vec<Vec<u8>>)> {
+) -> Result<(Vec<Node>, Vec<Key>)> {
     Ok(match node {
         Node::Leaf(leaf) => {
             let weights: Vec<usize> = leaf

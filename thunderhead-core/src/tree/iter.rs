@@ -18,7 +18,7 @@ use thunderhead_disk::{PageId, PageStore};
 
 use crate::config::TREE_DEPTH_MAX;
 use crate::error::{Error, Result};
-use crate::key::{KeyRange, compare_split};
+use crate::key::{Key, KeyRange, compare_split};
 use crate::node::{Buffer, Entry, Fences, NodeRef, PointMessage, PointOp, RangeMessage};
 use crate::page::{LeafPage, SegmentPage};
 use crate::pager::Pager;
@@ -136,7 +136,7 @@ struct LeafCursor<'a> {
     back: usize,
     /// Point messages for the leaf in key order; those not yet passed: `[point_front,
     /// point_back)`.
-    points: Vec<(Vec<u8>, PointMessage)>,
+    points: Vec<(Key, PointMessage)>,
     /// Where each point message's key falls among the leaf's entries: `Ok(index)` if it
     /// is entry `index`'s key, `Err(index)` if it goes just before entry `index`.
     places: Vec<Result<usize, usize>>,
@@ -182,7 +182,7 @@ impl Base<'_> {
                 key.extend_from_slice(suffix);
                 key
             }
-            Base::Borrowed(entries) => entries[index].key.clone(),
+            Base::Borrowed(entries) => entries[index].key.to_vec(),
         }
     }
 
@@ -281,13 +281,13 @@ impl<'a> LeafCursor<'a> {
             (Some(high), Some(end)) if high <= end => base.len(),
             (_, Some(end)) => base.lower_bound(end),
         };
-        let points: Vec<(Vec<u8>, PointMessage)> = messages.points.into_iter().collect();
+        let points: Vec<(Key, PointMessage)> = messages.points.into_iter().collect();
         // A search of the heads per message, rather than a comparison of keys per entry:
         // a leaf holds few messages and many entries.
         let places = points.iter().map(|(key, _)| base.search(key)).collect();
-        let point_front = points.partition_point(|(key, _)| *key < bounds.start);
+        let point_front = points.partition_point(|(key, _)| key[..] < bounds.start[..]);
         let point_back = bounds.end.as_ref().map_or(points.len(), |end| {
-            points.partition_point(|(key, _)| key < end)
+            points.partition_point(|(key, _)| key[..] < end[..])
         });
         Self {
             base,
@@ -377,7 +377,7 @@ impl<'a> LeafCursor<'a> {
     fn key(&self, pos: Pos) -> Vec<u8> {
         match pos {
             Pos::Base(index) => self.base.key(index),
-            Pos::Point(index) => self.points[index].0.clone(),
+            Pos::Point(index) => self.points[index].0.to_vec(),
         }
     }
 
@@ -647,8 +647,8 @@ mod tests {
 
     fn fences(low: Option<&[u8]>, high: Option<&[u8]>) -> Fences {
         Fences {
-            low: low.map(<[u8]>::to_vec),
-            high: high.map(<[u8]>::to_vec),
+            low: low.map(Key::from_slice),
+            high: high.map(Key::from_slice),
         }
     }
 
@@ -706,7 +706,7 @@ mod tests {
         let entries: Vec<Entry> = [&b"a"[..], b"d", b"e", b"f", b"g", b"h", b"z"]
             .iter()
             .map(|key| Entry {
-                key: key.to_vec(),
+                key: Key::from_slice(key),
                 value: ValueStored::Inline(thunderhead_disk::PageSlice::copy_from_slice(b"")),
             })
             .collect();

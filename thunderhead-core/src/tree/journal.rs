@@ -6,6 +6,7 @@ use thunderhead_disk::PageStore;
 
 use crate::config::JOURNAL_SEGMENTS_MAX;
 use crate::error::Result;
+use crate::key::Key;
 use crate::node::{Branch, Buffer, PointMessage, RangeMessage};
 use crate::page::{SegmentSlot, encode_segment, point_message_bytes, range_message_weight};
 use crate::pager::Pager;
@@ -232,7 +233,7 @@ pub(crate) fn write_journal<S: PageStore>(
     let points = buffer
         .points
         .iter()
-        .map(|(key, message): (&Vec<u8>, &PointMessage)| (key.as_slice(), message));
+        .map(|(key, message): (&Key, &PointMessage)| (key.as_slice(), message));
     let (bytes, checksum, used) = encode_segment(points, &buffer.ranges, limits.page_size_bytes);
     let page_count = (bytes.len() / limits.page_size_bytes) as u32;
     let page = pager.write_cached(bytes, checksum)?;

@@ -28,7 +28,7 @@ pub(crate) use reach::{commit_diff, reference_counts, shared_diff, unseen_extent
 
 use crate::config::VALUE_BYTES_MAX;
 use crate::error::{Error, Result};
-use crate::key::KeyRange;
+use crate::key::{Key, KeyRange};
 use crate::node::{
     Branch, Child, Fences, Leaf, Node, NodeRef, PointMessage, PointOp, RangeMessage, StoredRef,
 };
@@ -297,11 +297,11 @@ impl<S: PageStore> Tree<S> {
             match make_transient(&pager, &mut tree.root, &Fences::default(), None)? {
                 Node::Leaf(leaf) => {
                     let mut batch = crate::node::Buffer::default();
-                    batch.points.insert(key.to_vec(), message);
+                    batch.points.insert(Key::from_slice(key), message);
                     leaf.apply(batch);
                 }
                 Node::Branch(branch) => {
-                    branch.add_point(key.to_vec(), message);
+                    branch.add_point(Key::from_slice(key), message);
                     drain(&pager, branch, &Fences::default())?;
                 }
             }

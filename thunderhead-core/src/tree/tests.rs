@@ -99,7 +99,7 @@ fn leaf_splits_exactly_past_the_page() {
     let mut index = 0;
     loop {
         let candidate = Entry {
-            key: key(index),
+            key: key(index).into(),
             value: ValueStored::Inline(PageSlice::copy_from_slice(&[1; 40])),
         };
         entries.push(candidate);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use thunderhead_disk::{PageId, PageStore};
 
 use crate::error::{Error, Result};
-use crate::key::compare_split;
+use crate::key::{Key, compare_split, joined};
 use crate::node::{
     Branch, Buffer, Entry, Fences, Leaf, Newest, Node, NodeRef, RangeMessage, StoredRef,
 };
@@ -93,10 +93,10 @@ impl LeafView<'_> {
         match self {
             LeafView::Transient(leaf) => leaf.entries.clone(),
             LeafView::Stored(page) => {
-                let prefix = [fences.implied_prefix(), page.local_prefix()].concat();
+                let prefix = joined(&[fences.implied_prefix(), page.local_prefix()]);
                 (0..page.len())
                     .map(|index| Entry {
-                        key: [prefix.as_slice(), page.suffix(index)].concat(),
+                        key: joined(&[&prefix, page.suffix(index)]),
                         value: page.value(index),
                     })
                     .collect()
@@ -183,7 +183,7 @@ impl<'a> BranchView<'a> {
     }
 
     /// Pivot `index` in full, given the branch's own fences.
-    pub fn pivot(&self, index: usize, own: &Fences) -> Vec<u8> {
+    pub fn pivot(&self, index: usize, own: &Fences) -> Key {
         match self {
             BranchView::Transient(branch) => branch.pivots[index].clone(),
             BranchView::Stored(page) => page.pivot(own.implied_prefix(), index),
