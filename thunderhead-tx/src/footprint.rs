@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
+use smallvec::SmallVec;
+
 use crate::keys::KeyRange;
 
 /// Bytes of keys a set remembers exactly before it coarsens to the span they cover.
@@ -14,7 +16,9 @@ const EXACT_BYTES_MAX: usize = 4 << 20;
 /// Keys and ranges of one key space.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct KeySet {
-    keys: BTreeSet<Vec<u8>>,
+    /// Inline up to 32 bytes, like the engine's keys: a large transaction's footprint
+    /// then costs no allocation per key, nor leaves that many small blocks to free.
+    keys: BTreeSet<SmallVec<[u8; 32]>>,
     ranges: Vec<KeyRange>,
     bytes: usize,
 }
@@ -28,7 +32,7 @@ impl KeySet {
         if self.ranges.first().is_some_and(|span| span.contains(key)) {
             return;
         }
-        if self.keys.insert(key.to_vec()) {
+        if self.keys.insert(SmallVec::from_slice(key)) {
             self.bytes += key.len() + 32;
             self.coarsen_if_large();
         }
@@ -82,8 +86,8 @@ impl KeySet {
         let mut end: Option<Bound<Vec<u8>>> = None;
         let keys = std::mem::take(&mut self.keys);
         let points = keys.into_iter().map(|key| KeyRange {
-            start: Bound::Included(key.clone()),
-            end: Bound::Included(key),
+            start: Bound::Included(key.to_vec()),
+            end: Bound::Included(key.into_vec()),
         });
         for range in std::mem::take(&mut self.ranges).into_iter().chain(points) {
             start = Some(match start {
