@@ -126,6 +126,9 @@ pub(crate) struct LeafPage {
     offsets_at: usize,
     /// The suffixes' heads, for searches.
     heads: Box<[u64]>,
+    /// Entries whose value is an overflow reference: when none, freeing the page need
+    /// not look at its values.
+    overflow_count: usize,
 }
 
 impl LeafPage {
@@ -155,8 +158,10 @@ impl LeafPage {
             local_prefix_end,
             offsets_at,
             heads: Box::default(),
+            overflow_count: 0,
         };
         let mut heads = Vec::with_capacity(count);
+        let mut overflow_count = 0;
         let mut previous: Option<&[u8]> = None;
         for index in 0..count {
             let (suffix, value_at, tag, value_len) = page.entry_parts(&reader, index)?;
@@ -170,6 +175,7 @@ impl LeafPage {
                             reader.corrupted(format!("entry {index} refers to overflow page 0"))
                         );
                     }
+                    overflow_count += 1;
                 }
                 _ => {
                     return Err(reader.corrupted(format!(
@@ -185,6 +191,7 @@ impl LeafPage {
         }
         Ok(Self {
             heads: heads.into(),
+            overflow_count,
             ..page
         })
     }
@@ -249,6 +256,19 @@ impl LeafPage {
         } else {
             ValueStored::Inline(self.bytes.slice(start..end))
         }
+    }
+
+    /// The overflow references among the values, in entry order.
+    pub fn overflows(&self) -> impl Iterator<Item = OverflowRef> + '_ {
+        let scanned = if self.overflow_count == 0 {
+            0
+        } else {
+            self.count
+        };
+        (0..scanned).filter_map(|index| match self.value(index) {
+            ValueStored::Overflow(reference) => Some(reference),
+            ValueStored::Inline(_) => None,
+        })
     }
 
     /// Writes the full key of entry `index` into `out`, given the implied prefix bytes.

@@ -68,6 +68,16 @@ proptest! {
             prop_assert_eq!(value_bytes(&page.value(index)), value_bytes(&entry.value));
             prop_assert_eq!(page.search(&entry.key[implied.len()..]), Ok(index));
         }
+        let overflows: Vec<Vec<u8>> = entries
+            .iter()
+            .filter(|entry| matches!(entry.value, ValueStored::Overflow(_)))
+            .map(|entry| value_bytes(&entry.value))
+            .collect();
+        let found: Vec<Vec<u8>> = page
+            .overflows()
+            .map(|reference| bytemuck::bytes_of(&reference).to_vec())
+            .collect();
+        prop_assert_eq!(found, overflows);
         for probe in probes {
             let expected = suffixes.iter().position(|suffix| *suffix == probe)
                 .ok_or_else(|| suffixes.iter().filter(|suffix| **suffix < probe).count());

@@ -19,7 +19,7 @@ use crate::node::StoredRef;
 use crate::page::{OverflowRef, SegmentSlot, overflow_page_count};
 use crate::pager::{LoadedNode, Pager};
 use crate::tree::view::{LeafView, NodeView, view_stored};
-use crate::value::{ValueStore, ValueStored};
+use crate::value::ValueStore;
 
 /// What one stored node uses besides its children.
 struct Parts {
@@ -39,11 +39,7 @@ fn parts<S: PageStore>(pager: &Pager<S>, node: StoredRef) -> Result<Parts> {
     };
     match view_stored(pager, node)? {
         NodeView::Leaf(LeafView::Stored(page)) => {
-            for index in 0..page.len() {
-                if let ValueStored::Overflow(reference) = page.value(index) {
-                    parts.overflows.push(reference);
-                }
-            }
+            parts.overflows.extend(page.overflows());
         }
         NodeView::Leaf(LeafView::Transient(_)) => unreachable!("a stored node was loaded"),
         NodeView::Branch(branch) => {
