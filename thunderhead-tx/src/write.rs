@@ -13,6 +13,7 @@
 //! messages. Applying removals before writes is exact: a removal forgets every earlier
 //! pending write it covers, so every write still pending is newer than every removal.
 
+use std::borrow::Cow;
 use std::cell::{RefCell, RefMut};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
@@ -709,8 +710,14 @@ pub struct WriteTree<'t, S: PageStore + 'static = Store> {
 }
 
 impl<'t, S: PageStore + 'static> WriteTree<'t, S> {
-    fn key(&self, key: &[u8]) -> Result<Vec<u8>> {
-        let full = [self.prefix.as_slice(), key].concat();
+    /// `key` under the view's prefix, borrowed when there is none (the usual case: no
+    /// allocation per write).
+    fn key<'k>(&self, key: &'k [u8]) -> Result<Cow<'k, [u8]>> {
+        let full = if self.prefix.is_empty() {
+            Cow::Borrowed(key)
+        } else {
+            Cow::Owned([self.prefix.as_slice(), key].concat())
+        };
         let max = self.txn.db.inner.engine.pager().limits().key_bytes_max;
         if full.len() > max {
             return Err(Error::KeyTooLarge {
