@@ -6,9 +6,8 @@ use std::ops::Bound;
 
 /// A key as nodes, journals and cursors hold it. Keys up to 32 bytes, the common case
 /// (the benchmarks use 24), live inline: a decoded leaf's entries, a journal's
-/// messages and a branch's pivots then cost no heap allocation each. Allocations per key
-/// were a quarter of a batch commit's time, and the small blocks a large commit freed
-/// made the allocator's next large request pay to consolidate them.
+/// messages and a branch's pivots then cost no heap allocation each (allocations were a
+/// quarter of a batch commit's time).
 pub(crate) type Key = smallvec::SmallVec<[u8; 32]>;
 
 /// The key made of `parts` in order (a prefix and a suffix, usually).
