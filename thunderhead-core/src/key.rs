@@ -8,15 +8,26 @@ use std::ops::Bound;
 /// (the benchmarks use 24), live inline: a decoded leaf's entries, a journal's
 /// messages and a branch's pivots then cost no heap allocation each (allocations were a
 /// quarter of a batch commit's time).
-pub(crate) type Key = smallvec::SmallVec<[u8; 32]>;
+pub(crate) type Key = smallvec::SmallVec<[u8; KEY_INLINE]>;
+
+/// Bytes of a key held inline.
+const KEY_INLINE: usize = 32;
 
 /// The key made of `parts` in order (a prefix and a suffix, usually).
 pub(crate) fn joined(parts: &[&[u8]]) -> Key {
-    let mut key = Key::with_capacity(parts.iter().map(|part| part.len()).sum());
-    for part in parts {
-        key.extend_from_slice(part);
+    let len = parts.iter().map(|part| part.len()).sum();
+    if len > KEY_INLINE {
+        return parts.concat().into();
     }
-    key
+    // Copied into an array and moved in whole: `SmallVec::extend_from_slice` per part
+    // was 3% of a batch commit (it decodes every leaf and segment key through here).
+    let mut buffer = [0; KEY_INLINE];
+    let mut at = 0;
+    for part in parts {
+        buffer[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    Key::from_buf_and_len(buffer, len)
 }
 
 /// Length of the longest common prefix of `a` and `b`.
@@ -114,6 +125,17 @@ impl KeyRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_is_the_concatenation_inline_or_not() {
+        let bytes: Vec<u8> = (0..100).collect();
+        for (a, b) in [(0, 0), (3, 5), (0, 32), (16, 16), (16, 17), (40, 60)] {
+            let parts = [&bytes[..a], &bytes[a..a + b]];
+            let key = joined(&parts);
+            assert_eq!(key.as_slice(), &bytes[..a + b]);
+            assert_eq!(key.spilled(), a + b > KEY_INLINE);
+        }
+    }
 
     /// Separators fall strictly above the left key and at or below the right one.
     #[test]
