@@ -13,7 +13,7 @@ use crate::config::{Limits, TreeConfig};
 use crate::error::{Error, Result};
 use crate::node::StoredRef;
 use crate::page::{
-    BranchPage, LeafPage, OverflowRef, SegmentPage, SegmentSlot, encode_overflow,
+    BranchPage, ChildLink, LeafPage, OverflowRef, SegmentPage, SegmentSlot, encode_overflow,
     overflow_page_count, validate_overflow, verify_checksum,
 };
 use crate::value::ValueStore;
@@ -161,6 +161,49 @@ impl<S: PageStore> Pager<S> {
         };
         self.cache.insert(node.page, node.checksum, cached, size);
         Ok(loaded)
+    }
+
+    /// Loads child `index` of the stored branch `parent` (its slot says `stored`),
+    /// through the parent's link when the view it found last time is still alive.
+    pub(crate) fn load_child(
+        &self,
+        parent: &BranchPage,
+        index: usize,
+        stored: StoredRef,
+    ) -> Result<LoadedNode> {
+        let link = parent.child_link(index);
+        let linked = match link.get() {
+            Some(ChildLink::Leaf(leaf)) => leaf.upgrade().map(LoadedNode::Leaf),
+            Some(ChildLink::Branch(branch)) => branch.upgrade().map(LoadedNode::Branch),
+            None => None,
+        };
+        if let Some(loaded) = linked {
+            return Ok(loaded);
+        }
+        let loaded = self.load_node(stored)?;
+        // Set once: if the link is there but dead, the cache keeps answering.
+        let _ = link.set(match &loaded {
+            LoadedNode::Leaf(leaf) => ChildLink::Leaf(Arc::downgrade(leaf)),
+            LoadedNode::Branch(branch) => ChildLink::Branch(Arc::downgrade(branch)),
+        });
+        Ok(loaded)
+    }
+
+    /// Loads journal segment `index` of the stored branch `parent` (its slot is `slot`),
+    /// through the parent's link as [`Pager::load_child`] does.
+    pub(crate) fn load_branch_segment(
+        &self,
+        parent: &BranchPage,
+        index: usize,
+        slot: &SegmentSlot,
+    ) -> Result<Arc<SegmentPage>> {
+        let link = parent.segment_link(index);
+        if let Some(segment) = link.get().and_then(std::sync::Weak::upgrade) {
+            return Ok(segment);
+        }
+        let segment = self.load_segment(slot)?;
+        let _ = link.set(Arc::downgrade(&segment));
+        Ok(segment)
     }
 
     /// Loads a journal segment a branch points to.

@@ -12,14 +12,14 @@
 //! segments; the page only says where they are and, per child, how far it has been
 //! flushed (the watermark) and how many journal bytes still wait for it.
 
-use std::sync::OnceLock;
+use std::sync::{OnceLock, Weak};
 
 use bytemuck::{Pod, Zeroable};
 use thunderhead_disk::{Le16, Le32, Le64, PageBytes, PageId, Result, seal_checksum};
 
 use super::header::{FORMAT_VERSION, NodeHeader, PageKind, checked_header};
 use super::heads::{key_head, search_split};
-use super::{KeyHash, SegmentKeys};
+use super::{KeyHash, LeafPage, SegmentKeys, SegmentPage};
 use super::{PageWriter, Reader};
 use crate::key::{Key, joined};
 
@@ -168,6 +168,24 @@ pub(crate) struct BranchPage {
     /// slot names the segment's checksum, so what it holds can never change under this
     /// view. About a hundredth of the segments' bytes; not counted in the cache's budget.
     segment_keys: Box<[OnceLock<SegmentKeys>]>,
+    /// Links to the views of the children and segments this view led to, set by the first
+    /// load through it and allocated then (a writer's fresh views are rarely followed).
+    /// See [`ChildLink`].
+    child_links: OnceLock<Box<[OnceLock<ChildLink>]>>,
+    segment_links: OnceLock<Box<[OnceLock<Weak<SegmentPage>>]>>,
+}
+
+/// A branch view's link to the view of one of its children, found by an earlier load: a
+/// weak reference, so it keeps nothing in memory that the cache has let go (beyond the
+/// view's small header). While anyone holds the child's view, following the link costs
+/// one touch of that view instead of a cache lookup, which is a hash probe, a slot and a
+/// shared lock: three cache misses on a large cache, and lines every reader thread
+/// writes. The slot the link stands for names the child's checksum, and a view never
+/// changes, so a live link is always the right page. A dead one stays dead (the lock is
+/// set once) and the cache answers for that child from then on.
+pub(crate) enum ChildLink {
+    Leaf(Weak<LeafPage>),
+    Branch(Weak<BranchPage>),
 }
 
 impl BranchPage {
@@ -207,6 +225,8 @@ impl BranchPage {
             pivot_offsets_at,
             heads: Box::default(),
             segment_keys: (0..segment_count).map(|_| OnceLock::new()).collect(),
+            child_links: OnceLock::new(),
+            segment_links: OnceLock::new(),
         };
         let mut heads = Vec::with_capacity(count - 1);
         let mut previous: Option<&[u8]> = None;
@@ -248,7 +268,11 @@ impl BranchPage {
 
     /// Bytes the view holds in memory: the page and its heads.
     pub fn memory_bytes(&self) -> usize {
-        self.bytes.len() + self.heads.len() * 8
+        // The links are counted whether or not they have been allocated yet.
+        self.bytes.len()
+            + self.heads.len() * 8
+            + self.count * std::mem::size_of::<OnceLock<ChildLink>>()
+            + self.segment_count * std::mem::size_of::<OnceLock<Weak<SegmentPage>>>()
     }
 
     pub fn len(&self) -> usize {
@@ -293,6 +317,20 @@ impl BranchPage {
             candidates |= u64::from(concerns) << index;
         }
         candidates
+    }
+
+    /// The link to child `index`'s view ([`ChildLink`]).
+    pub fn child_link(&self, index: usize) -> &OnceLock<ChildLink> {
+        &self
+            .child_links
+            .get_or_init(|| (0..self.count).map(|_| OnceLock::new()).collect())[index]
+    }
+
+    /// The link to segment `index`'s view, as [`ChildLink`] is to a child's.
+    pub fn segment_link(&self, index: usize) -> &OnceLock<Weak<SegmentPage>> {
+        &self
+            .segment_links
+            .get_or_init(|| (0..self.segment_count).map(|_| OnceLock::new()).collect())[index]
     }
 
     /// Keeps what segment `index` (loaded for its slot) may concern.

@@ -12,7 +12,8 @@ mod reader;
 mod segment;
 
 pub(crate) use branch::{
-    BranchContents, BranchPage, ChildSlot, SegmentSlot, branch_layout_bytes, encode_branch,
+    BranchContents, BranchPage, ChildLink, ChildSlot, SegmentSlot, branch_layout_bytes,
+    encode_branch,
 };
 pub(crate) use header::verify_checksum;
 pub(crate) use leaf::{LeafPage, encode_leaf, leaf_entry_bytes, leaf_layout_bytes};

@@ -463,7 +463,7 @@ impl<'a, S: PageStore> Range<'a, S> {
                 let loaded = match loaded {
                     Some(loaded) => loaded,
                     None => loaded.insert(LoadedSegment {
-                        page: self.pager.load_segment(&slot)?,
+                        page: branch.load_segment(self.pager, position, &slot)?,
                         after: None,
                     }),
                 };

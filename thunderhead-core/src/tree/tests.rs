@@ -343,3 +343,107 @@ fn bulk_load_refuses_misuse() {
     assert_eq!(empty.iter().count(), 0);
     empty.check().unwrap();
 }
+
+/// A tree of three levels or more whose branches hold journal segments: 20,000 keys on
+/// 4 KiB pages with small journals, written in rounds of 2,000 and then partly
+/// overwritten, a commit per round. Returns the last version and every key's value.
+fn linked_tree(cache_bytes_max: usize) -> (Arc<Pager<MemStore>>, Version, Vec<Vec<u8>>) {
+    let config = TreeConfig {
+        cache_bytes_max,
+        journal_bytes_max: 32 * 1024,
+        ..TreeConfig::default()
+    };
+    let pager = Arc::new(Pager::new(MemStore::new(4096).unwrap(), &config).unwrap());
+    let mut tree = Tree::new(pager.clone());
+    let mut values = vec![Vec::new(); 20_000];
+    for round in 0..15u32 {
+        for step in 0..2_000u32 {
+            let index = (round * 2_000 + step) * 7919 % 20_000;
+            let value = format!("round {round}").into_bytes();
+            tree.put(&key(index), &value).unwrap();
+            values[index as usize] = value;
+        }
+        tree.commit().unwrap();
+    }
+    let version = tree.commit().unwrap();
+    let report = Snapshot::new(pager.clone(), version).check().unwrap();
+    assert!(report.height >= 3 && report.segment_count > 0, "{report:?}");
+    (pager, version, values)
+}
+
+fn loads(pager: &Pager<MemStore>) -> u64 {
+    let stats = pager.cache_stats();
+    stats.hits + stats.misses
+}
+
+/// Once a read has gone through a branch's view, the next reads reach its children and
+/// segments by the view's links: only the snapshot's root is looked up in the cache.
+#[test]
+fn reads_follow_links_past_the_cache() {
+    let (pager, version, values) = linked_tree(TreeConfig::default().cache_bytes_max);
+    let snapshot = Snapshot::new(pager.clone(), version);
+    let read_all = || {
+        for (index, value) in values.iter().enumerate() {
+            let got = snapshot.get(&key(index as u32)).unwrap();
+            assert_eq!(got.as_deref(), Some(&value[..]), "key {index}");
+        }
+    };
+    read_all();
+    let before = loads(&pager);
+    read_all();
+    assert_eq!(
+        loads(&pager) - before,
+        values.len() as u64,
+        "one lookup per get"
+    );
+    let before = loads(&pager);
+    assert_eq!(snapshot.iter().count(), values.len());
+    assert_eq!(loads(&pager) - before, 1, "a scan looks up the root only");
+}
+
+/// Links are weak: a cache too small for the tree still evicts what they point to (and
+/// stays near its budget), and a read whose link has died asks the cache again and gets
+/// the right answer.
+#[test]
+fn dead_links_fall_back_to_the_cache() {
+    let budget = 64 * 1024;
+    let (pager, version, values) = linked_tree(budget);
+    let snapshot = Snapshot::new(pager.clone(), version);
+    for _ in 0..2 {
+        for (index, value) in values.iter().enumerate() {
+            let got = snapshot.get(&key(index as u32)).unwrap();
+            assert_eq!(got.as_deref(), Some(&value[..]), "key {index}");
+        }
+        let scanned: Vec<Vec<u8>> = snapshot
+            .iter()
+            .map(|entry| entry.unwrap().1.to_vec())
+            .collect();
+        assert_eq!(scanned.len(), values.len());
+        let mut sorted: Vec<(Vec<u8>, &Vec<u8>)> = values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| (key(index as u32), value))
+            .collect();
+        sorted.sort();
+        assert!(
+            scanned
+                .iter()
+                .zip(&sorted)
+                .all(|(got, (_, want))| got == *want)
+        );
+    }
+    let stats = pager.cache_stats();
+    assert!(stats.misses > 0);
+    // What a read holds while it runs (a path and its journal segments, which may span
+    // many pages) can keep the cache over its budget; strong links would keep the tree.
+    let tree_bytes: u64 = snapshot
+        .check()
+        .unwrap()
+        .extents
+        .iter()
+        .map(|extent| extent.1)
+        .sum();
+    let tree_bytes = tree_bytes as usize * 4096;
+    assert!(tree_bytes > 10 * budget, "{tree_bytes}");
+    assert!(pager.cache_stats().bytes <= 4 * budget, "{stats:?}");
+}

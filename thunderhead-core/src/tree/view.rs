@@ -36,10 +36,14 @@ pub(crate) fn view_stored<S: PageStore>(
     pager: &Pager<S>,
     stored: StoredRef,
 ) -> Result<NodeView<'static>> {
-    Ok(match pager.load_node(stored)? {
+    Ok(loaded_view(pager.load_node(stored)?))
+}
+
+fn loaded_view(loaded: LoadedNode) -> NodeView<'static> {
+    match loaded {
         LoadedNode::Leaf(leaf) => NodeView::Leaf(LeafView::Stored(leaf)),
         LoadedNode::Branch(branch) => NodeView::Branch(BranchView::Stored(branch)),
-    })
+    }
 }
 
 /// Views the node `node` points to, loading it if it is stored.
@@ -228,11 +232,11 @@ impl<'a> BranchView<'a> {
     pub fn child<S: PageStore>(&self, pager: &Pager<S>, index: usize) -> Result<NodeView<'a>> {
         let child = match self {
             BranchView::Transient(branch) => view(pager, &branch.children[index].node)?,
-            BranchView::Stored(_) => {
+            BranchView::Stored(page) => {
                 let stored = self
                     .stored_child(index)
                     .expect("stored branches have stored children");
-                view_stored(pager, stored)?
+                loaded_view(pager.load_child(page, index, stored)?)
             }
         };
         if child.level().checked_add(1) != Some(self.level()) {
@@ -249,6 +253,20 @@ impl<'a> BranchView<'a> {
             ));
         }
         Ok(child)
+    }
+
+    /// Loads journal segment `index` (whose slot is `slot`), through the link a stored
+    /// branch keeps.
+    pub fn load_segment<S: PageStore>(
+        &self,
+        pager: &Pager<S>,
+        index: usize,
+        slot: &SegmentSlot,
+    ) -> Result<Arc<SegmentPage>> {
+        match self {
+            BranchView::Transient(_) => pager.load_segment(slot),
+            BranchView::Stored(page) => pager.load_branch_segment(page, index, slot),
+        }
     }
 
     /// Offers the newest journal message about `key` (bound for child `index`).
@@ -279,7 +297,7 @@ impl<'a> BranchView<'a> {
             if slot.seq_max.get() <= watermark || slot.seq_max.get() <= newest.seq() {
                 continue;
             }
-            let segment = pager.load_segment(&slot)?;
+            let segment = self.load_segment(pager, segment_index, &slot)?;
             if let Some(page) = stored {
                 page.keep_segment_keys(segment_index, segment.keys());
             }
