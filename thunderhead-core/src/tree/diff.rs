@@ -41,7 +41,7 @@ use crate::node::{
 use crate::page::{BranchPage, KeyHash, LeafPage, SegmentPage, SegmentSlot};
 use crate::pager::{LoadedNode, Pager};
 use crate::tree::read::depth_exceeded;
-use crate::tree::view::{BranchView, LeafView, segment_collect};
+use crate::tree::view::{BranchView, LeafView, StoredBranch, segment_collect};
 use crate::tree::{Snapshot, Version};
 use crate::value::{ValueBytes, ValueStore, ValueStored};
 
@@ -687,7 +687,7 @@ fn open_branch(page: Arc<BranchPage>, fences: &Fences) -> Result<BranchView<'sta
             "implied prefix differs from the fences",
         ));
     }
-    let branch = BranchView::Stored(page);
+    let branch = BranchView::Stored(StoredBranch::Held(page));
     let pivots = branch.len() - 1;
     if pivots > 0 {
         let first = branch.pivot(0, fences);

@@ -21,9 +21,12 @@ use crate::error::{Error, Result};
 use crate::key::{Key, KeyRange, compare_split};
 use crate::node::{Buffer, Entry, Fences, NodeRef, PointMessage, PointOp, RangeMessage};
 use crate::page::{LeafPage, SegmentPage};
+use crate::pager::LoadedNode;
 use crate::pager::Pager;
 use crate::tree::read::{depth_exceeded, load_value};
-use crate::tree::view::{BranchView, LeafView, NodeView, segment_collect_from, view};
+use crate::tree::view::{
+    BranchView, LeafView, NodeView, borrowed_view, segment_collect_from, view,
+};
 use crate::value::{ValueBytes, ValueStored};
 
 /// An iterator over the entries of a key range, in key order (or reverse order through
@@ -32,6 +35,9 @@ use crate::value::{ValueBytes, ValueStored};
 pub struct Range<'a, S: PageStore> {
     pager: &'a Pager<S>,
     root: &'a NodeRef,
+    /// The root's view when a snapshot holds it, or why it could not load it.
+    root_view: Option<&'a LoadedNode>,
+    root_error: Option<Error>,
     bounds: KeyRange,
     front: End<'a>,
     back: End<'a>,
@@ -398,10 +404,27 @@ impl<'a, S: PageStore> Range<'a, S> {
         Self {
             pager,
             root,
+            root_view: None,
+            root_error: None,
             bounds,
             front: End::default(),
             back: End::default(),
             finished,
+        }
+    }
+
+    /// Starts from the root's view the caller holds rather than load it; if the caller
+    /// could not load it, the first step reports why.
+    pub(crate) fn with_root(self, root: Result<&'a LoadedNode>) -> Self {
+        match root {
+            Ok(loaded) => Self {
+                root_view: Some(loaded),
+                ..self
+            },
+            Err(error) => Self {
+                root_error: Some(error),
+                ..self
+            },
         }
     }
 
@@ -521,7 +544,10 @@ impl<'a, S: PageStore> Range<'a, S> {
             } else {
                 Pick::Below(self.bounds.end.as_deref())
             };
-            let root = view(self.pager, self.root)?;
+            let root = match self.root_view {
+                Some(loaded) => borrowed_view(loaded),
+                None => view(self.pager, self.root)?,
+            };
             return self
                 .descend(&mut end.path, root, Fences::default(), pick, serial)
                 .map(Some);
@@ -587,6 +613,9 @@ impl<S: PageStore> Range<'_, S> {
     /// The next item from one end (`front` says which).
     fn step(&mut self, front: bool) -> Option<Result<(Vec<u8>, ValueBytes)>> {
         while !self.finished {
+            if let Some(error) = self.root_error.take() {
+                return self.fail(error);
+            }
             let (this, other) = if front {
                 (&mut self.front, &self.back)
             } else {

@@ -16,7 +16,7 @@ mod tests;
 mod view;
 
 use std::ops::RangeBounds;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use thunderhead_disk::{PageId, PageSlice, PageStore};
 
@@ -32,12 +32,13 @@ use crate::key::{Key, KeyRange};
 use crate::node::{
     Branch, Child, Fences, Leaf, Node, NodeRef, PointMessage, PointOp, RangeMessage, StoredRef,
 };
-use crate::pager::Pager;
+use crate::pager::{LoadedNode, Pager};
 use crate::value::{ValueBytes, ValueStore, ValueStored};
 
 use cow::{make_transient, transient_mut};
 use flush::{drain, fix_children, overflows, split_node};
 use journal::take_for_child;
+use view::{borrowed_view, view};
 
 /// A committed version of a tree: its root page and the last sequence number used.
 /// Holding a version (and not freeing its pages) keeps it readable; versions are
@@ -147,7 +148,7 @@ impl<S: PageStore> Tree<S> {
 
     /// The value of `key`, seeing this writer's uncommitted changes.
     pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
-        read::get(&self.pager, &self.root, key)
+        read::get(&self.pager, view(&self.pager, &self.root)?, key)
     }
 
     /// The entries with keys in `range`, in key order (`.rev()` for reverse order).
@@ -389,6 +390,10 @@ pub struct Snapshot<S: PageStore> {
     pager: Arc<Pager<S>>,
     root: NodeRef,
     version: Version,
+    /// The root's view, loaded by the first read and held from then on (the version's
+    /// pages stay put while the snapshot lives), so that reads start from it without a
+    /// cache lookup and share it by borrowing.
+    root_view: OnceLock<LoadedNode>,
 }
 
 impl<S: PageStore> Snapshot<S> {
@@ -399,7 +404,16 @@ impl<S: PageStore> Snapshot<S> {
             pager,
             root,
             version,
+            root_view: OnceLock::new(),
         }
+    }
+
+    fn root_view(&self) -> Result<&LoadedNode> {
+        if let Some(loaded) = self.root_view.get() {
+            return Ok(loaded);
+        }
+        let loaded = self.pager.load_node(self.version.root_ref())?;
+        Ok(self.root_view.get_or_init(|| loaded))
     }
 
     /// The version read.
@@ -414,12 +428,12 @@ impl<S: PageStore> Snapshot<S> {
 
     /// The value of `key` in this version.
     pub fn get(&self, key: &[u8]) -> Result<Option<ValueBytes>> {
-        read::get(&self.pager, &self.root, key)
+        read::get(&self.pager, borrowed_view(self.root_view()?), key)
     }
 
     /// The entries with keys in `range`, in key order (`.rev()` for reverse order).
     pub fn range<K: AsRef<[u8]> + ?Sized, R: RangeBounds<K>>(&self, range: R) -> Range<'_, S> {
-        Range::new(&self.pager, &self.root, key_range(&range))
+        Range::new(&self.pager, &self.root, key_range(&range)).with_root(self.root_view())
     }
 
     /// All entries in key order.
@@ -432,6 +446,7 @@ impl<S: PageStore> Snapshot<S> {
                 end: None,
             },
         )
+        .with_root(self.root_view())
     }
 
     /// Verifies every structural invariant of this version and every checksum in it.

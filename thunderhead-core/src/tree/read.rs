@@ -5,17 +5,17 @@ use thunderhead_disk::{PageId, PageStore};
 
 use crate::config::TREE_DEPTH_MAX;
 use crate::error::{Error, Result};
-use crate::node::{Newest, NodeRef, Verdict};
+use crate::node::{Newest, Verdict};
 use crate::pager::Pager;
-use crate::tree::view::{NodeView, view};
+use crate::tree::view::NodeView;
 use crate::value::{ValueBytes, ValueStore, ValueStored};
 
 pub(crate) fn get<S: PageStore>(
     pager: &Pager<S>,
-    root: &NodeRef,
+    root: NodeView<'_>,
     key: &[u8],
 ) -> Result<Option<ValueBytes>> {
-    let mut node = view(pager, root)?;
+    let mut node = root;
     for _ in 0..TREE_DEPTH_MAX {
         match node {
             NodeView::Leaf(leaf) => {

@@ -28,7 +28,27 @@ pub(crate) enum LeafView<'a> {
 #[derive(Clone)]
 pub(crate) enum BranchView<'a> {
     Transient(&'a Branch),
-    Stored(Arc<BranchPage>),
+    Stored(StoredBranch<'a>),
+}
+
+/// A stored branch's view, held, or borrowed from something that outlives the read (a
+/// snapshot's root): a borrow spares the reference count of the one page every read of
+/// the tree goes through, whose line reader threads would otherwise pass between them.
+#[derive(Clone)]
+pub(crate) enum StoredBranch<'a> {
+    Held(Arc<BranchPage>),
+    Borrowed(&'a BranchPage),
+}
+
+impl std::ops::Deref for StoredBranch<'_> {
+    type Target = BranchPage;
+
+    fn deref(&self) -> &BranchPage {
+        match self {
+            StoredBranch::Held(page) => page,
+            StoredBranch::Borrowed(page) => page,
+        }
+    }
 }
 
 /// Views a stored node, loading it through the cache.
@@ -42,7 +62,19 @@ pub(crate) fn view_stored<S: PageStore>(
 fn loaded_view(loaded: LoadedNode) -> NodeView<'static> {
     match loaded {
         LoadedNode::Leaf(leaf) => NodeView::Leaf(LeafView::Stored(leaf)),
-        LoadedNode::Branch(branch) => NodeView::Branch(BranchView::Stored(branch)),
+        LoadedNode::Branch(branch) => {
+            NodeView::Branch(BranchView::Stored(StoredBranch::Held(branch)))
+        }
+    }
+}
+
+/// Views a stored node someone else holds, borrowing it if it is a branch.
+pub(crate) fn borrowed_view(loaded: &LoadedNode) -> NodeView<'_> {
+    match loaded {
+        LoadedNode::Leaf(leaf) => NodeView::Leaf(LeafView::Stored(leaf.clone())),
+        LoadedNode::Branch(branch) => {
+            NodeView::Branch(BranchView::Stored(StoredBranch::Borrowed(branch)))
+        }
     }
 }
 
