@@ -266,13 +266,25 @@ impl BranchPage {
         self.level
     }
 
-    /// Bytes the view holds in memory: the page and its heads.
+    /// Bytes the view holds in memory: the page, its heads and its links, counted whether
+    /// or not they have been allocated yet. A dead link still keeps its target's view
+    /// allocated (not the page bytes, only the view's own fields and reference counts), so
+    /// each is counted at that worst: a branch's links cannot keep more than the budget
+    /// says after the cache has let their children go.
     pub fn memory_bytes(&self) -> usize {
-        // The links are counted whether or not they have been allocated yet.
+        use std::mem::size_of;
+        // What a weak reference keeps once its target is dropped: the counts and the view.
+        let child_view = if self.level == 1 {
+            size_of::<LeafPage>()
+        } else {
+            size_of::<Self>()
+        };
+        let child_kept = 2 * size_of::<usize>() + child_view;
+        let segment_kept = 2 * size_of::<usize>() + size_of::<SegmentPage>();
         self.bytes.len()
             + self.heads.len() * 8
-            + self.count * std::mem::size_of::<OnceLock<ChildLink>>()
-            + self.segment_count * std::mem::size_of::<OnceLock<Weak<SegmentPage>>>()
+            + self.count * (size_of::<OnceLock<ChildLink>>() + child_kept)
+            + self.segment_count * (size_of::<OnceLock<Weak<SegmentPage>>>() + segment_kept)
     }
 
     pub fn len(&self) -> usize {

@@ -113,6 +113,10 @@ proptest! {
         prop_assert_eq!(page.level(), 2);
         prop_assert_eq!(page.seq_high(), 1000);
         prop_assert_eq!(page.segment(0), segments[0]);
+        // The budget covers what dead links to every child and segment would keep.
+        let kept = children.len() * std::mem::size_of::<BranchPage>()
+            + segments.len() * std::mem::size_of::<super::SegmentPage>();
+        prop_assert!(page.memory_bytes() >= 4096 + kept);
         for (index, child) in children.iter().enumerate() {
             prop_assert_eq!(page.child(index), *child);
         }
